@@ -1,0 +1,249 @@
+"""The builder: Spec -> Built (the modified model, the unmodified base, resolved points, warnings).
+
+Order of work: create the backbone with its weights (hub, bundled or a local checkpoint, through timm), change the
+embedding stride, put a norm before the classifier if asked, probe the result to resolve the insertion points,
+stitch the modules in (deepest module paths first, so outer wrappers never hide inner paths), and run one forward
+pass to prove the model works and its output shape is unchanged. Every failure is a one-line SpecError.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from . import backbones
+from .errors import SpecError
+from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
+from .points import Point, Probe, probe
+from .spec import Composite, Leaf, ModuleSpec, Spec, load_spec, module_label
+from .stem import apply_stem
+
+BASE_CACHE_SIZE = 4
+
+
+@dataclass
+class Insertion:
+    """One stitched module: which spec entry, at which point, what it is and what it costs."""
+    index: int  # position in spec.insert
+    at: str  # as written in the spec
+    point: Point
+    label: str  # e.g. 'serial[se, eca]'
+    module: nn.Module = field(repr=False)
+    path: str = ""  # path of the inserted module in the built model
+    params: int = 0
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "at": self.at, "point": self.point.name, "target": self.point.path,
+                "path": self.path, "module": self.label, "params": self.params, "layout": self.point.layout,
+                "channels": self.point.channels}
+
+
+@dataclass
+class Built:
+    """What `build` made. `base` is the unmodified backbone, shared with a bounded cache: treat it as read-only."""
+    spec: Spec
+    model: nn.Module
+    base: nn.Module
+    img_size: int
+    points: list[Point]  # named points of the backbone after the stem change, before stitching
+    insertions: list[Insertion]
+    stem: Optional[dict] = None  # {path, before, after, grid} when the embedding was changed
+    warnings: list[str] = field(default_factory=list)
+    weights: Any = None  # weights.WeightsInfo or None
+    probe: Optional[Probe] = field(default=None, repr=False)
+
+    @property
+    def delta_params(self) -> int:
+        return _n_params(self.model) - _n_params(self.base)
+
+
+def _n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+# ---- base models: a small LRU, keyed by what determines them
+
+_bases: "OrderedDict[tuple, tuple[nn.Module, Any]]" = OrderedDict()
+_bases_lock = threading.Lock()
+
+
+def _weights_source(spec: Spec):
+    if not spec.pretrained and not spec.checkpoint:
+        return None
+    from .weights import resolve_source
+    return resolve_source(spec.backbone, spec.pretrained, spec.checkpoint)
+
+
+def _create(backbone: str, source, img_size: int, **kwargs) -> tuple[nn.Module, Any]:
+    """A backbone with its weights. Errors from timm (no network, bad checkpoint) are SpecErrors already."""
+    if source is None:
+        import timm
+        return backbones.create(backbone, timm.create_model, img_size, **kwargs), None
+    from .weights import create_with_weights
+    holder: dict = {}
+
+    def make(name, **kw):
+        holder["model"], holder["info"] = create_with_weights(name, source, **kw)
+        return holder["model"]
+    backbones.create(backbone, make, img_size, **kwargs)
+    return holder["model"], holder["info"]
+
+
+def base_model(backbone: str, img_size: int, source=None) -> tuple[nn.Module, Any]:
+    """The unmodified backbone (eval mode), from the cache when it was made before."""
+    key = (backbone, img_size, repr(source))
+    with _bases_lock:
+        if key in _bases:
+            _bases.move_to_end(key)
+            return _bases[key]
+    model, info = _create(backbone, source, img_size)
+    model.eval()
+    with _bases_lock:
+        _bases[key] = (model, info)
+        while len(_bases) > BASE_CACHE_SIZE:
+            _bases.popitem(last=False)
+    return model, info
+
+
+def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
+    """The named insertion points of a backbone with their layout, channels and shape."""
+    backbones.check_backbone(backbone)
+    img_size = img_size or backbones.default_img_size(backbone)
+    return _probe(base_model(backbone, img_size)[0], img_size, backbone).named_points()
+
+
+def _probe(model: nn.Module, img_size: int, what: str) -> Probe:
+    try:
+        return probe(model, img_size)
+    except SpecError:
+        raise
+    except Exception as e:  # a forward pass that fails is a property of the spec, not a crash
+        raise SpecError(f"{what}: the forward pass fails at img_size {img_size}: "
+                        f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
+
+
+# ---- stitching
+
+def _make(m: ModuleSpec, point: Point, where: str, warnings: list[str]) -> nn.Module:
+    """The nn.Module for a module spec at a point (NCHW; the layout adapter goes around it)."""
+    C = point.channels
+    if isinstance(m, Leaf):
+        entry = get_entry(m.name, where)
+        if entry.needs_grid and point.grid is None:
+            raise SpecError(f"{where}: {m.name} needs a 2-D feature map, but {point.name} carries "
+                            f"{point.layout} tokens whose grid is unknown; use a channel module "
+                            f"(se, eca, ...) or another point")
+        if "rd_ratio" in entry.arg_types and "rd_channels" not in m.args:
+            ideal, actual = se_hidden_width(C, m.args)
+            if ideal < m.args.get("rd_divisor", 8) and actual != round(ideal):
+                warnings.append(f"{where}: {m.name} at {point.name} has {C} channels, so its hidden width "
+                                f"{C} x {m.args.get('rd_ratio', 1 / 16):g} = {ideal:.2g} was clamped to {actual}"
+                                + (" (wider than its input)" if actual >= C else ""))
+        try:
+            return entry.create(C, dict(m.args))
+        except Exception as e:
+            raise SpecError(f"{where}: {module_label(m)} cannot be built for {C} channels: "
+                            f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
+    kind = "serial" if m.kind == "serial" else "parallel"
+    items = [_make(x, point, f"{where}.{kind}[{i}]", warnings) for i, x in enumerate(m.items)]
+    return Serial(*items) if m.kind == "serial" else Parallel(items, m.merge, C)
+
+
+def _is_residual(m: ModuleSpec) -> bool:
+    if isinstance(m, Leaf):
+        return catalog()[m.name].residual
+    if m.kind == "parallel" and m.merge == "add" and any(isinstance(x, Leaf) and x.name == "identity"
+                                                         for x in m.items):
+        return True
+    return any(_is_residual(x) for x in m.items)
+
+
+def _stitch(model: nn.Module, insertions: list[Insertion]) -> None:
+    """Attach each insertion's module before/after its target, deepest targets first."""
+    order = sorted(insertions, key=lambda i: (-i.point.path.count("."), i.index))
+    for ins in order:
+        parent_path, _, name = ins.point.path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        target = parent._modules[name]
+        if not isinstance(target, Stitched):
+            target = Stitched(target)
+            setattr(parent, name, target)
+        target.add(ins.module, ins.point.where)
+    where = {id(i.module): i for i in insertions}
+    for path, m in model.named_modules():
+        if id(m) in where:
+            where[id(m)].path = path
+
+
+def _head_norm(model: nn.Module, kind: str) -> str:
+    path = backbones.classifier_path(model)
+    head = model.get_submodule(path) if path else None
+    if not isinstance(head, nn.Linear):
+        raise SpecError(f"head_norm: {type(model).__name__} has no linear classifier to put a norm before "
+                        f"(num_classes 0 or a conv head)")
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, name, nn.Sequential(OrderedDict(norm=backbones.HEAD_NORMS[kind](head.in_features), fc=head)))
+    return path
+
+
+def build(spec: Union[Spec, dict, str]) -> Built:
+    """Build the model a spec describes. See the module docstring for the order of work."""
+    spec = load_spec(spec)
+    img_size = spec.img_size or backbones.default_img_size(spec.backbone)
+    source = _weights_source(spec)
+    base, info = base_model(spec.backbone, img_size, source)
+    kwargs = backbones.create_kwargs(spec)
+    if kwargs:
+        model, info = _create(spec.backbone, source, img_size, **kwargs)
+    else:
+        model = copy.deepcopy(base)
+    model.eval()
+    warnings: list[str] = []
+    found = _probe(model, img_size, "backbone")
+    out_shape = found.calls[found.final_path].out.shape if found.final_path else None
+
+    stem = None
+    if not spec.stem.is_default():
+        stem, w = apply_stem(model, found, spec.stem)
+        warnings += w
+        found = _probe(model, img_size, "stem")
+        if stem["after"]["kernel"] != stem["before"]["kernel"] and info is not None:
+            info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
+    if spec.head_norm:
+        _head_norm(model, spec.head_norm)
+
+    insertions: list[Insertion] = []
+    for i, ins in enumerate(spec.insert):
+        where = f"insert[{i}]"
+        for point in found.resolve(ins.at, f"{where}.at"):
+            module = _make(ins.module, point, f"{where}.module", warnings)
+            residual = _is_residual(ins.module)
+            if spec.gate:
+                module = Gate(module)
+            if (spec.gate or residual) and point.block:
+                warnings.append(f"{where}: {module_label(ins.module)} at {point.name} adds a second residual "
+                                f"inside the residual block {point.block}")
+            module = LayoutAdapter(module, point.layout, point.num_prefix_tokens, point.grid)
+            insertions.append(Insertion(i, ins.at, point, module_label(ins.module), module,
+                                        params=_n_params(module)))
+    _stitch(model, insertions)
+    if insertions and (spec.pretrained or spec.checkpoint) and not spec.gate:
+        warnings.append(f"weights: {len(insertions)} stitched module(s) start from random weights; the pretrained "
+                        f"predictions change until they are trained (gate: true keeps them unchanged)")
+    if info is not None and not spec.gate:
+        info.missing = sorted(set(info.missing) | {f"{i.path}.{n}" for i in insertions
+                                                   for n, _ in i.module.named_parameters()})
+
+    final = _probe(model, img_size, "insert")
+    if out_shape is not None and final.final_path:
+        got = final.calls[final.final_path].out.shape
+        if got != out_shape:
+            raise SpecError(f"insert: the stitched model's features changed shape {list(out_shape)} -> "
+                            f"{list(got)}; stitched modules must keep the shape")
+    return Built(spec, model, base, img_size, found.named_points(), insertions, stem, warnings, info, found)

@@ -1,0 +1,275 @@
+"""Insertable modules: a catalog over timm's attention factory, layout adapters, composites and the residual gate.
+
+Every catalog module works on NCHW tensors and keeps their shape. `LayoutAdapter` makes it work on the layout of
+the point it is stitched into (NCHW, NHWC as in timm's Swin / ConvNeXt blocks, or NLC tokens with prefix tokens);
+composites (`Serial`, `Parallel`) and the `Gate` wrap catalog modules and run inside one adapter.
+
+Channels always come from the resolved point, never from the user.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import nn
+from timm.layers import get_act_layer, get_attn, make_divisible
+
+from .errors import SpecError, close_matches
+
+MERGES = ("add", "mul", "concat")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One insertable module: how to build it for C channels, which arguments it takes, where it works."""
+    name: str
+    factory: Callable[..., nn.Module]
+    paper: str
+    needs_grid: bool = False  # needs a 2-D map; channel-only modules also run on token sequences with no grid
+    residual: bool = False  # adds its own skip connection
+    arg_types: dict[str, tuple[type, ...]] = field(default_factory=dict)
+
+    def create(self, channels: int, args: dict[str, Any]) -> nn.Module:
+        return self.factory(channels, **args)
+
+
+_CATALOG: dict[str, CatalogEntry] = {}
+_SKIP_ARGS = {"self", "channels", "in_channels", "device", "dtype", "_", "norm_layer"}
+_LAYER_ARGS = {"act_layer", "gate_layer"}  # given by name, resolved by timm's activation registry (no imports)
+_FLOAT_ARGS = {"gamma", "beta", "se_factor"}  # declared with int defaults in timm, real-valued in the papers
+
+
+def _arg_types(fn: Callable) -> dict[str, tuple[type, ...]]:
+    """Argument name -> accepted JSON types, read from the constructor's defaults."""
+    sig = inspect.signature(fn.func if isinstance(fn, partial) else fn)
+    fixed = fn.keywords if isinstance(fn, partial) else {}
+    types: dict[str, tuple[type, ...]] = {}
+    for name, p in sig.parameters.items():
+        if name in _SKIP_ARGS or name in fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        d = p.default
+        if name in _LAYER_ARGS:
+            types[name] = (str,)
+        elif isinstance(d, bool):
+            types[name] = (bool,)
+        elif isinstance(d, float) or name in _FLOAT_ARGS:
+            types[name] = (float, int)
+        elif isinstance(d, int) or d is None:
+            types[name] = (int,)
+    return types
+
+
+def register_module(
+        name: str,
+        paper: str,
+        factory: Optional[Callable[..., nn.Module]] = None,
+        needs_grid: bool = False,
+        residual: bool = False,
+        arg_source: Optional[Callable] = None,
+        drop_args: Sequence[str] = (),
+) -> CatalogEntry:
+    """Add a catalog entry; `factory(channels, **args)` defaults to timm's `get_attn(name)`.
+
+    The accepted arguments are read from `arg_source` (default: the factory) less `drop_args`.
+    """
+    factory = factory or get_attn(name)
+    arg_types = {k: v for k, v in _arg_types(arg_source or factory).items() if k not in drop_args}
+    entry = CatalogEntry(name, factory, paper, needs_grid, residual, arg_types)
+    _CATALOG[name] = entry
+    return entry
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    return dict(_CATALOG)
+
+
+def get_entry(name: str, where: str = "module") -> CatalogEntry:
+    if not isinstance(name, str) or name not in _CATALOG:
+        raise SpecError(
+            f"{where}: unknown module {name!r}{close_matches(str(name), _CATALOG)}; "
+            f"allowed: {', '.join(_CATALOG)}, or {{serial: [...]}} / {{parallel: [...], merge: add|mul|concat}}")
+    return _CATALOG[name]
+
+
+def check_args(entry: CatalogEntry, args: dict[str, Any], where: str) -> None:
+    """Validate a catalog module's arguments: known names, JSON types, layer names timm knows."""
+    for key, value in args.items():
+        if key not in entry.arg_types:
+            raise SpecError(
+                f"{where}.{key}: {entry.name} takes no argument {key!r}{close_matches(key, entry.arg_types)}; "
+                f"allowed: {', '.join(entry.arg_types) or 'none'}")
+        ok = entry.arg_types[key]
+        if isinstance(value, bool) and bool not in ok or not isinstance(value, ok):
+            raise SpecError(
+                f"{where}.{key}: {value!r} is not a {' or '.join(t.__name__ for t in ok)}")
+        if key in _LAYER_ARGS:
+            try:
+                if get_act_layer(value) is None:
+                    raise ValueError
+            except Exception:
+                raise SpecError(f"{where}.{key}: unknown layer {value!r}; use a timm activation name such as "
+                                f"'relu', 'gelu', 'sigmoid', 'hard_sigmoid'") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0 or (key.endswith("ratio") and not 0 < value <= 64):
+                raise SpecError(f"{where}.{key}: {value!r} is out of range")
+            if key.endswith("kernel_size") and (value < 1 or value % 2 == 0 or value > 63):
+                raise SpecError(f"{where}.{key}: {value!r} must be an odd number from 1 to 63")
+
+
+def _eca(channels: int, kernel_size: Optional[int] = None, circular: bool = False, **kwargs) -> nn.Module:
+    """ECA with a fixed kernel when `kernel_size` is given, else the paper's adaptive kernel from gamma/beta.
+
+    timm's EcaModule ignores kernel_size whenever channels are passed, so they are withheld for a fixed kernel.
+    """
+    cls = get_attn("ceca" if circular else "eca")
+    if kernel_size is not None:
+        return cls(None, kernel_size=kernel_size, **kwargs)
+    return cls(channels, **kwargs)
+
+
+def _identity(channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+register_module("identity", "no-op; a skip branch in composites (parallel [identity, se] with add is a residual SE)",
+                _identity)
+register_module("se", "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018 (timm SEModule)")
+register_module("ese", "Lee & Park, CenterMask (VoVNetV2 effective SE), CVPR 2020 (timm EffectiveSEModule)")
+register_module("eca", "Wang et al., ECA-Net: Efficient Channel Attention, CVPR 2020 (timm EcaModule)", _eca,
+                arg_source=get_attn("eca"), drop_args=("use_mlp", "rd_ratio", "rd_channels", "rd_divisor"))
+register_module("ceca", "ECA-Net with circular padding (timm CecaModule)", partial(_eca, circular=True),
+                arg_source=get_attn("ceca"))
+register_module("ecam", "ECA with an MLP instead of the 1-D conv, a timm experiment", get_attn("ecam"))
+register_module("gc", "Cao et al., GCNet: Non-local Networks Meet Squeeze-Excitation Networks, 2019")
+register_module("gca", "GCNet with additive fusion (timm GlobalContext fuse_add)", get_attn("gca"))
+register_module("cbam", "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", needs_grid=True)
+register_module("lcbam", "CBAM, light variant (timm LightCbamModule)", needs_grid=True)
+register_module("coord", "Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021",
+                needs_grid=True)
+register_module("scoord", "Coordinate Attention, simplified (timm SimpleCoordAttn)", needs_grid=True)
+register_module("ela", "Xu & Wan, ELA: Efficient Local Attention for Deep CNNs, 2024", needs_grid=True)
+register_module("strip", "Strip attention, a coordinate-attention variant (timm StripAttn)", needs_grid=True)
+register_module("nl", "Wang et al., Non-local Neural Networks, CVPR 2018 (timm NonLocalAttn)", needs_grid=True,
+                residual=True)
+def se_hidden_width(channels: int, args: dict[str, Any]) -> tuple[float, int]:
+    """(ideal, actual) hidden width of an SE-style bottleneck, as timm's make_divisible rounds it."""
+    if args.get("rd_channels"):
+        return float(args["rd_channels"]), int(args["rd_channels"])
+    ideal = channels * args.get("rd_ratio", 1. / 16)
+    return ideal, make_divisible(ideal, args.get("rd_divisor", 8), round_limit=0.)
+
+
+class Serial(nn.Sequential):
+    """Modules applied one after another."""
+
+
+class Parallel(nn.Module):
+    """Branches on the same input, merged by add, mul or concat (concat then a 1x1 projection back to C)."""
+
+    def __init__(self, branches: Sequence[nn.Module], merge: str, channels: int):
+        super().__init__()
+        if merge not in MERGES:
+            raise SpecError(f"merge: {merge!r} is not one of {', '.join(MERGES)}")
+        self.merge = merge
+        self.branches = nn.ModuleList(branches)
+        self.proj = nn.Conv2d(channels * len(branches), channels, 1) if merge == "concat" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        if self.merge == "concat":
+            return self.proj(torch.cat(outs, dim=1))
+        y = outs[0]
+        for o in outs[1:]:
+            y = y + o if self.merge == "add" else y * o
+        return y
+
+    def extra_repr(self) -> str:
+        return f"merge={self.merge}"
+
+
+class Gate(nn.Module):
+    """Zero-initialised residual gate: y = x + g * (m(x) - x), g = 0 at init.
+
+    A pretrained model's outputs are unchanged until g is trained (the same idea as ReZero, Bachlechner et al.
+    2020, and the zero-init residual branches of Goyal et al. 2017).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gate * (self.module(x) - x)
+
+
+class LayoutAdapter(nn.Module):
+    """Run an NCHW module on a point of any layout.
+
+    NCHW: as is. NHWC: permuted. NLC tokens: prefix tokens (cls, registers) pass through untouched, patch tokens are
+    reshaped to their (h, w) grid when it is known, else to an (L, 1) column, which suits channel-only modules.
+    """
+
+    def __init__(self, module: nn.Module, layout: str, num_prefix_tokens: int = 0,
+                 grid: Optional[tuple[int, int]] = None):
+        super().__init__()
+        self.layout = layout
+        self.num_prefix_tokens = num_prefix_tokens
+        self.grid = tuple(grid) if grid else None
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layout == "NCHW":
+            return self.module(x)
+        if self.layout == "NHWC":
+            return self.module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        prefix, tokens = x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
+        B, L, C = tokens.shape
+        h, w = self.grid or (L, 1)
+        y = self.module(tokens.transpose(1, 2).reshape(B, C, h, w)).flatten(2).transpose(1, 2)
+        return torch.cat([prefix, y], dim=1) if self.num_prefix_tokens else y
+
+    def extra_repr(self) -> str:
+        if self.layout != "NLC":
+            return f"layout={self.layout}"
+        grid = f"{self.grid[0]}x{self.grid[1]}" if self.grid else "none"
+        return f"layout=NLC, prefix_tokens={self.num_prefix_tokens}, grid={grid}"
+
+
+class Stitched(nn.Module):
+    """A module of the backbone with modules stitched before and/or after it.
+
+    Attribute lookups fall through to the wrapped module, so backbone code that reads e.g.
+    `model.patch_embed.grid_size` keeps working.
+    """
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def add(self, module: nn.Module, where: str = "after") -> str:
+        """Append `module` to the `before` or `after` chain; return its path relative to self."""
+        if where not in self._modules:
+            self.add_module(where, nn.Sequential())
+            if where == "before":  # print in execution order: before, body, after
+                self._modules.move_to_end("before", last=False)
+        chain: nn.Sequential = self._modules[where]
+        chain.append(module)
+        return f"{where}.{len(chain) - 1}"
+
+    def forward(self, *args, **kwargs):
+        if "before" in self._modules:
+            args = (self.before(args[0]),) + args[1:]
+        x = self.body(*args, **kwargs)
+        if "after" in self._modules:
+            x = self.after(x)
+        return x
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["body"], name)

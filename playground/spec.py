@@ -1,0 +1,299 @@
+"""The spec: what to build, as validated dataclasses loaded from YAML, JSON or a dict.
+
+    title: SE-ResNet-50
+    backbone: resnet50
+    insert:
+      - at: "layer*.*.bn3"
+        module: se
+        args: {rd_ratio: 0.0625}
+      - at: stage3
+        module: {serial: [se, eca]}
+      - at: final
+        module: {parallel: [se, {name: eca, args: {kernel_size: 5}}], merge: concat}
+
+Specs are plain data: loaded with `yaml.safe_load`, every name is looked up in a registry (timm's model registry,
+the module catalog, the head-norm table), so a spec can never name an arbitrary Python object. Every problem is a
+`SpecError` whose one line names the field, the bad value and what is allowed. Module names and arguments are
+checked here; points (which depend on the backbone's shapes) are checked by the builder.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .errors import SpecError, close_matches
+from .modules import MERGES, check_args, get_entry
+
+MAX_SPEC_BYTES = 256 * 1024
+MAX_INSERTS = 64
+MAX_IMG_SIZE = 1024
+MIN_IMG_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A catalog module with its arguments."""
+    name: str
+    args: dict = field(default_factory=dict)
+
+    def __hash__(self):
+        return hash((self.name, json.dumps(self.args, sort_keys=True)))
+
+
+@dataclass(frozen=True)
+class Composite:
+    """Modules in series (`serial`) or in parallel merged by add, mul or concat."""
+    kind: str  # 'serial' | 'parallel'
+    items: tuple
+    merge: Optional[str] = None  # parallel only
+
+
+ModuleSpec = Union[Leaf, Composite]
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """The embedding: stride, and optionally kernel and padding, of the first downsampling conv."""
+    stride: Optional[int] = None
+    kernel: Optional[int] = None
+    padding: Optional[int] = None
+
+    def is_default(self) -> bool:
+        return self.stride is None and self.kernel is None and self.padding is None
+
+
+@dataclass(frozen=True)
+class InsertSpec:
+    at: str
+    module: ModuleSpec
+
+
+@dataclass(frozen=True)
+class Spec:
+    backbone: str
+    title: Optional[str] = None
+    description: Optional[str] = None
+    pretrained: bool = False
+    checkpoint: Optional[str] = None
+    num_classes: Optional[int] = None
+    img_size: Optional[int] = None  # None: the backbone's default input size
+    stem: StemSpec = StemSpec()
+    insert: tuple = ()
+    gate: bool = False
+    head_norm: Optional[str] = None
+    drop_path_rate: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        """Plain data; fields at their defaults are left out. `Spec.from_dict(s.to_dict()) == s`."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v == f.default or (f.name == "insert" and not v):
+                continue
+            if f.name == "stem":
+                v = {k: x for k, x in vars(v).items() if x is not None}
+            elif f.name == "insert":
+                v = [_insert_to_dict(i) for i in v]
+            out[f.name] = v
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Spec":
+        return _parse_spec(data)
+
+
+# ---- loading
+
+def load_spec(source: Union[str, Path, dict, "Spec"]) -> Spec:
+    """A Spec from a Spec, a dict, a YAML/JSON file path, or YAML/JSON text."""
+    if isinstance(source, Spec):
+        return source
+    if isinstance(source, dict):
+        return _parse_spec(source)
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
+                                     and source.endswith((".yaml", ".yml", ".json"))):
+        path = Path(source)
+        if not path.is_file():
+            raise SpecError(f"spec file {str(path)!r} does not exist")
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file {path.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
+        source = path.read_text(encoding="utf-8", errors="replace")
+    if not isinstance(source, str):
+        raise SpecError(f"spec: expected YAML text, a file path or a mapping, got {type(source).__name__}")
+    return _parse_spec(parse_text(source))
+
+
+def parse_text(text: str) -> Any:
+    """YAML (a superset of JSON) to plain data, safely."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec: larger than {MAX_SPEC_BYTES // 1024} KiB")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"spec: not valid YAML{where}: {problem}") from None
+
+
+# ---- validation
+
+_FIELDS = {f.name for f in fields(Spec)}
+_STEM_FIELDS = ("stride", "kernel", "padding")
+
+
+def _type_name(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _int(v: Any, where: str, lo: int, hi: int, optional: bool = True) -> Optional[int]:
+    if v is None and optional:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise SpecError(f"{where}: {v!r} is not an integer ({lo} to {hi}{', or null' if optional else ''})")
+    if not lo <= v <= hi:
+        raise SpecError(f"{where}: {v} is out of range; allowed: {lo} to {hi}")
+    return v
+
+
+def _str(v: Any, where: str, optional: bool = True, max_len: int = 200) -> Optional[str]:
+    if v is None and optional:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise SpecError(f"{where}: {v!r} is not a non-empty string")
+    if len(v) > max_len:
+        raise SpecError(f"{where}: longer than {max_len} characters")
+    return v
+
+
+def _bool(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise SpecError(f"{where}: {v!r} is not true or false")
+    return v
+
+
+def _mapping(v: Any, where: str, allowed) -> dict:
+    if not isinstance(v, dict):
+        raise SpecError(f"{where}: expected a mapping, got {_type_name(v)} {v!r}"[:300])
+    for k in v:
+        if k not in allowed:
+            raise SpecError(f"{where}: unknown key {k!r}{close_matches(str(k), allowed)}; "
+                            f"allowed: {', '.join(allowed)}")
+    return v
+
+
+def _parse_spec(data: Any) -> Spec:
+    if data is None:
+        raise SpecError("spec: empty; at least `backbone: <timm model name>` is required")
+    d = _mapping(data, "spec", [f.name for f in fields(Spec)])
+    if "backbone" not in d:
+        raise SpecError("spec: `backbone` is required (a timm model name such as resnet50)")
+    from .backbones import check_backbone, check_head_norm  # timm import deferred to first use
+    stem = _mapping(d.get("stem") or {}, "stem", _STEM_FIELDS)
+    inserts = d.get("insert") or []
+    if not isinstance(inserts, list):
+        raise SpecError(f"insert: expected a list of {{at, module, args}}, got {_type_name(inserts)}")
+    if len(inserts) > MAX_INSERTS:
+        raise SpecError(f"insert: {len(inserts)} entries; at most {MAX_INSERTS}")
+    dpr = d.get("drop_path_rate")
+    if dpr is not None and (isinstance(dpr, bool) or not isinstance(dpr, (int, float)) or not 0 <= dpr < 1):
+        raise SpecError(f"drop_path_rate: {dpr!r} is not a number in [0, 1), or null")
+    return Spec(
+        backbone=check_backbone(_str(d["backbone"], "backbone", optional=False)),
+        title=_str(d.get("title"), "title"),
+        description=_str(d.get("description"), "description", max_len=2000),
+        pretrained=_bool(d.get("pretrained", False), "pretrained"),
+        checkpoint=_str(d.get("checkpoint"), "checkpoint", max_len=1000),
+        num_classes=_int(d.get("num_classes"), "num_classes", 1, 100_000),
+        img_size=_int(d.get("img_size"), "img_size", MIN_IMG_SIZE, MAX_IMG_SIZE),
+        stem=StemSpec(
+            stride=_int(stem.get("stride"), "stem.stride", 1, 64),
+            kernel=_int(stem.get("kernel"), "stem.kernel", 1, 64),
+            padding=_int(stem.get("padding"), "stem.padding", 0, 32),
+        ),
+        insert=tuple(_parse_insert(x, f"insert[{i}]") for i, x in enumerate(inserts)),
+        gate=_bool(d.get("gate", False), "gate"),
+        head_norm=check_head_norm(_str(d.get("head_norm"), "head_norm")),
+        drop_path_rate=float(dpr) if dpr is not None else None,
+    )
+
+
+def _parse_insert(x: Any, where: str) -> InsertSpec:
+    d = _mapping(x, where, ("at", "module", "args"))
+    if "at" not in d or "module" not in d:
+        raise SpecError(f"{where}: needs `at` (a point name or glob) and `module` (e.g. se)")
+    at = _str(d["at"], f"{where}.at", optional=False)
+    module = parse_module(d["module"], f"{where}.module")
+    if "args" in d and d["args"] is not None:
+        if not isinstance(module, Leaf):
+            raise SpecError(f"{where}.args: arguments of a composite go on its items, "
+                            f"as {{name: se, args: {{...}}}}")
+        if module.args:
+            raise SpecError(f"{where}.args: given twice (in module and in args)")
+        module = _leaf(module.name, d["args"], f"{where}.args")
+    return InsertSpec(at, module)
+
+
+def parse_module(m: Any, where: str) -> ModuleSpec:
+    """`se` | `{name: se, args: {...}}` | `{serial: [...]}` | `{parallel: [...], merge: add|mul|concat}`."""
+    if isinstance(m, str):
+        return _leaf(m, {}, where)
+    if not isinstance(m, dict):
+        raise SpecError(f"{where}: expected a module name or a mapping, got {_type_name(m)}")
+    if "name" in m:
+        _mapping(m, where, ("name", "args"))
+        return _leaf(_str(m["name"], f"{where}.name", optional=False), m.get("args") or {}, f"{where}.args")
+    kinds = [k for k in ("serial", "parallel") if k in m]
+    if len(kinds) != 1:
+        raise SpecError(f"{where}: a composite is {{serial: [...]}} or {{parallel: [...], merge: ...}}, "
+                        f"got keys {', '.join(map(str, m)) or 'none'}")
+    kind = kinds[0]
+    _mapping(m, where, (kind, "merge") if kind == "parallel" else (kind,))
+    items = m[kind]
+    if not isinstance(items, list) or not 1 <= len(items) <= 8:
+        raise SpecError(f"{where}.{kind}: expected a list of 1 to 8 modules")
+    merge = None
+    if kind == "parallel":
+        merge = m.get("merge", "add")
+        if merge not in MERGES:
+            raise SpecError(f"{where}.merge: {merge!r} is not one of {', '.join(MERGES)}")
+    return Composite(kind, tuple(parse_module(x, f"{where}.{kind}[{i}]") for i, x in enumerate(items)), merge)
+
+
+def _leaf(name: str, args: Any, where: str) -> Leaf:
+    entry = get_entry(name, where)
+    if not isinstance(args, dict):
+        raise SpecError(f"{where}: arguments must be a mapping, got {_type_name(args)}")
+    check_args(entry, args, where)
+    return Leaf(name, dict(args))
+
+
+def module_to_data(m: ModuleSpec) -> Any:
+    if isinstance(m, Leaf):
+        return {"name": m.name, "args": dict(m.args)} if m.args else m.name
+    out: dict[str, Any] = {m.kind: [module_to_data(x) for x in m.items]}
+    if m.kind == "parallel":
+        out["merge"] = m.merge
+    return out
+
+
+def _insert_to_dict(i: InsertSpec) -> dict:
+    if isinstance(i.module, Leaf) and i.module.args:
+        return {"at": i.at, "module": i.module.name, "args": dict(i.module.args)}
+    return {"at": i.at, "module": module_to_data(i.module)}
+
+
+def module_label(m: ModuleSpec) -> str:
+    """Short human label: `se`, `eca(kernel_size=5)`, `serial[se, eca]`, `parallel[se, eca](concat)`."""
+    if isinstance(m, Leaf):
+        args = ", ".join(f"{k}={v}" for k, v in m.args.items())
+        return f"{m.name}({args})" if args else m.name
+    inner = ", ".join(module_label(x) for x in m.items)
+    return f"{m.kind}[{inner}]" + (f"({m.merge})" if m.kind == "parallel" else "")

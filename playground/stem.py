@@ -1,0 +1,134 @@
+"""The embedding stride: change the first downsampling conv (ResNet `conv1`, EfficientNet `conv_stem`, the patch
+embeddings of ViT, Swin, FasterNet, PoolFormer, ...), then let the family fix what depends on the grid.
+
+Seed 000's tip: a stride-4 embedding (8x8 maps on CIFAR) runs faster than stride 2 (16x16) at little cost.
+Families whose modules depend on the patch grid register a fix-up (`register_grid_fixup`): ViT resamples its
+absolute position embeddings (overlapping patches allowed), Swin re-sizes its windows' attention masks and checks
+that the new grid still fits the window size. Convolutional families need none.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from timm.layers import resample_abs_pos_embed
+
+from .errors import SpecError
+from .points import Probe
+from .spec import StemSpec
+
+GridFixup = Callable[[nn.Module, str, tuple[int, int], int], list[str]]
+_FIXUPS: dict[type, GridFixup] = {}
+
+
+def register_grid_fixup(model_cls: type) -> Callable[[GridFixup], GridFixup]:
+    """Register `fixup(model, conv_path, new_grid, img_size) -> warnings` for a model class (and subclasses)."""
+    def wrap(fn: GridFixup) -> GridFixup:
+        _FIXUPS[model_cls] = fn
+        return fn
+    return wrap
+
+
+def first_downsampling_conv(probe: Probe) -> Optional[str]:
+    """Path of the first Conv2d that runs with a stride > 1."""
+    modules = dict(probe.model.named_modules())
+    convs = [p for p in probe.calls if isinstance(modules.get(p), nn.Conv2d) and max(modules[p].stride) > 1]
+    return min(convs, key=lambda p: probe.calls[p].start) if convs else None
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec) -> tuple[dict, list[str]]:
+    """Change the embedding conv in place. Returns ({path, before, after}, warnings)."""
+    path = first_downsampling_conv(probe)
+    if path is None:
+        raise SpecError("stem: this backbone has no strided conv to change (no patch embedding or stem conv found)")
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    conv: nn.Conv2d = getattr(parent, name)
+    k0, s0, p0 = conv.kernel_size[0], conv.stride[0], conv.padding[0] if isinstance(conv.padding, tuple) else 0
+    kernel = stem.kernel or k0
+    stride = stem.stride or s0
+    padding = stem.padding if stem.padding is not None else (p0 if kernel == k0 else (0 if p0 == 0 else (kernel - 1) // 2))
+    warnings: list[str] = []
+    in_size = probe.calls[path].inp.shape[-1]
+    if _conv_out(in_size, kernel, stride, padding) < 1:
+        raise SpecError(f"stem: kernel {kernel}, stride {stride}, padding {padding} leave no output pixels "
+                        f"on a {in_size}x{in_size} input")
+    if kernel != k0:
+        new = nn.Conv2d(conv.in_channels, conv.out_channels, kernel, stride, padding, dilation=conv.dilation,
+                        groups=conv.groups, bias=conv.bias is not None)
+        new.train(conv.training)
+        setattr(parent, name, new)
+        warnings.append(f"stem: {path} kernel {k0} -> {kernel} re-initialises that conv (its pretrained "
+                        f"weights no longer fit)")
+    else:
+        conv.stride, conv.padding = (stride, stride), (padding, padding)
+    grid = _conv_out(in_size, kernel, stride, padding)
+    for cls in type(model).__mro__:
+        if cls in _FIXUPS:
+            warnings += _FIXUPS[cls](model, path, (grid, grid), probe.img_size)
+            break
+    change = {"path": path, "before": {"kernel": k0, "stride": s0, "padding": p0},
+              "after": {"kernel": kernel, "stride": stride, "padding": padding}, "grid": grid}
+    return change, warnings
+
+
+def _set_patch_grid(patch_embed: nn.Module, grid: tuple[int, int], stride: int) -> tuple[int, int]:
+    old = tuple(patch_embed.grid_size)
+    patch_embed.grid_size = grid
+    patch_embed.num_patches = grid[0] * grid[1]
+    patch_embed.patch_size = (stride, stride)  # timm reads it as the feature reduction
+    return old
+
+
+def _vit_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size: int) -> list[str]:
+    """ViT (Dosovitskiy et al. 2021): resample the absolute position embedding to the new patch grid."""
+    stride = model.get_submodule(conv_path).stride[0]
+    old = _set_patch_grid(model.patch_embed, grid, stride)
+    if getattr(model, "pos_embed", None) is None or old == grid:
+        return []
+    prefix = 0 if getattr(model, "no_embed_class", False) else model.num_prefix_tokens
+    with torch.no_grad():
+        model.pos_embed = nn.Parameter(resample_abs_pos_embed(model.pos_embed, new_size=list(grid),
+                                                              old_size=list(old), num_prefix_tokens=prefix))
+    return [f"stem: position embeddings resampled from a {old[0]}x{old[1]} to a {grid[0]}x{grid[1]} patch grid"]
+
+
+def _swin_window_check(grid: int, window: int, n_stages: int) -> list[int]:
+    """Per-stage map sizes, or [] when a stage's map neither divides into windows nor fits in one."""
+    sizes = [math.ceil(grid / 2 ** i) for i in range(n_stages)]
+    return sizes if all(s % window == 0 or s <= window for s in sizes) else []
+
+
+def _swin_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size: int) -> list[str]:
+    """Swin (Liu et al. 2021): windows must tile every stage's map; re-size windows and attention masks."""
+    window = max(max(b.window_size) for layer in model.layers for b in layer.blocks)
+    n = len(model.layers)
+    if not _swin_window_check(grid[0], window, n):
+        stride = model.get_submodule(conv_path).stride[0]
+        sizes = [math.ceil(grid[0] / 2 ** i) for i in range(n)]
+        ok = [s for s in range(1, 17) if _swin_window_check(img_size // s, window, n)]
+        raise SpecError(f"stem.stride: {stride} gives stage maps {'/'.join(map(str, sizes))} at img_size "
+                        f"{img_size}, which {window}x{window} Swin windows do not tile; "
+                        f"strides that fit: {', '.join(map(str, ok)) or 'none'}")
+    stride = model.get_submodule(conv_path).stride[0]
+    _set_patch_grid(model.patch_embed, grid, stride)
+    for i, layer in enumerate(model.layers):
+        scale = 2 ** max(i - 1, 0)
+        layer.set_input_size(feat_size=tuple(math.ceil(g / scale) for g in grid), window_size=window)
+    return []
+
+
+def _register_builtin() -> None:
+    from timm.models.swin_transformer import SwinTransformer
+    from timm.models.vision_transformer import VisionTransformer
+    register_grid_fixup(VisionTransformer)(_vit_fixup)
+    register_grid_fixup(SwinTransformer)(_swin_fixup)
+
+
+_register_builtin()
