@@ -19,7 +19,7 @@ CURATED = (
     "efficientnet_lite0", "resnet50", "seresnet50", "ecaresnet50d", "resnet18",
     "vit_tiny_patch16_224", "vit_base_patch16_224", "swin_tiny_patch4_window7_224",
     "fasternet_t0", "poolformer_s12", "convnext_atto", "mobilenetv3_small_100",
-    "spectformer_s", "cifar_metaformer_s2", "cifar_metaformer_s4",
+    "spectformer_s", "cifar_metaformer_pool", "cifar_metaformer_attn", "cifar_metaformer_hybrid",
 )
 
 HEAD_NORMS: dict[str, Callable[[int], nn.Module]] = {

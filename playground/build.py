@@ -8,6 +8,7 @@ pass to prove the model works and its output shape is unchanged. Every failure i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -205,8 +206,10 @@ def build(spec: Union[Spec, dict, str]) -> Built:
         model = copy.deepcopy(base)
     model.eval()
     warnings: list[str] = []
+    if info is not None:  # the base's info is shared with the cache
+        info = dataclasses.replace(info, missing=list(info.missing), unexpected=list(info.unexpected),
+                                   reinitialised=list(info.reinitialised))
     found = _probe(model, img_size, "backbone")
-    out_shape = found.calls[found.final_path].out.shape if found.final_path else None
 
     stem = None
     if not spec.stem.is_default():
@@ -217,6 +220,7 @@ def build(spec: Union[Spec, dict, str]) -> Built:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
     if spec.head_norm:
         _head_norm(model, spec.head_norm)
+    out_shape = found.calls[found.final_path].out.shape if found.final_path else None
 
     insertions: list[Insertion] = []
     for i, ins in enumerate(spec.insert):

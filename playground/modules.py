@@ -254,8 +254,9 @@ class Stitched(nn.Module):
         """Append `module` to the `before` or `after` chain; return its path relative to self."""
         if where not in self._modules:
             self.add_module(where, nn.Sequential())
-            if where == "before":  # print in execution order: before, body, after
-                self._modules.move_to_end("before", last=False)
+            for later in ("body", "after"):  # print in execution order: before, body, after
+                if later in self._modules:
+                    self._modules[later] = self._modules.pop(later)
         chain: nn.Sequential = self._modules[where]
         chain.append(module)
         return f"{where}.{len(chain) - 1}"

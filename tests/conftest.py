@@ -1,0 +1,18 @@
+"""Shared fixtures: real photos from scikit-image, preprocessed the way ImageNet models expect."""
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def cat_photo():
+    """`cat_photo(size)`: scikit-image's chelsea (a tabby cat) as a normalised (1, 3, size, size) tensor."""
+    from PIL import Image
+    from skimage import data
+
+    def make(size: int = 224) -> torch.Tensor:
+        img = Image.fromarray(data.chelsea()).convert("RGB").resize((size, size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.).permute(2, 0, 1)
+        mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+        return ((x - mean[:, None, None]) / std[:, None, None]).unsqueeze(0)
+    return make

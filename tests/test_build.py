@@ -1,0 +1,196 @@
+"""The builder: stitching SE/ECA and composites into real timm backbones, exact parameter deltas, gate, stem stride."""
+import math
+
+import pytest
+import timm
+import torch
+
+import playground as pg
+from playground.build import base_model
+
+# (backbone, a glob the seeds would use on it)
+BACKBONES = {
+    "resnet50": "layer*.*.bn3",
+    "vit_tiny_patch16_224": "blocks.*.norm1",
+    "swin_tiny_patch4_window7_224": "layers.*.blocks.*.norm1",
+    "fasternet_t0": "stages.*.blocks.*.spatial_mixing",
+    "poolformer_s12": "stages.*.blocks.*.token_mixer",
+    "efficientnet_lite0": "blocks.*.*.bn1",
+    "convnext_atto": "stages.*.blocks.*.conv_dw",
+    "mobilenetv3_small_100": "blocks.*.*.bn1",
+}
+MODULES = {
+    "se": "se",
+    "eca": "eca",
+    "serial": {"serial": ["se", "eca"]},
+    "parallel": {"parallel": ["se", "eca"], "merge": "concat"},
+}
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+# Parameter counts written from the papers / timm's definitions, independent of the builder.
+def se_params(c):  # SE: C -> rd -> C 1x1 convs with bias; rd = C/16 rounded to a multiple of 8, at least 8
+    rd = max(8, int(c / 16 + 4) // 8 * 8)
+    return c * rd + rd + rd * c + c
+
+
+def eca_params(c):  # ECA-Net: one 1-D conv, no bias, adaptive kernel k = |log2(C) + 1| / 2 made odd, at least 3
+    t = int(abs(math.log2(c) + 1) / 2)
+    return max(t if t % 2 else t + 1, 3)
+
+
+EXPECTED = {
+    "se": se_params,
+    "eca": eca_params,
+    "serial": lambda c: se_params(c) + eca_params(c),
+    "parallel": lambda c: se_params(c) + eca_params(c) + 2 * c * c + c,  # concat -> 1x1 conv 2C -> C
+}
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize("module", list(MODULES))
+def test_stitch_everywhere(backbone, module):
+    base, _ = base_model(backbone, 224)
+    n_stages = len([p for p in pg.points(backbone) if p.name.startswith("stage") and ".block" not in p.name])
+    ats = ["stem"] + [f"stage{i}" for i in range(1, n_stages + 1)] + ["final", BACKBONES[backbone]]
+    built = pg.build({"backbone": backbone, "insert": [{"at": a, "module": MODULES[module]} for a in ats]})
+
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert built.model(x).shape == base(x).shape == (2, 1000)
+    channels = [i.point.channels for i in built.insertions]
+    assert len(channels) >= len(ats)
+    assert {i.point.name for i in built.insertions} >= {"stem", "final", "stage1"}
+    assert n_params(built.model) - n_params(base) == sum(EXPECTED[module](c) for c in channels)
+    assert built.delta_params == sum(i.params for i in built.insertions)
+
+
+def test_se_resnet50_equals_timm_seresnet50():
+    built = pg.build({"backbone": "resnet50", "insert": [{"at": "layer*.*.bn3", "module": "se"}]})
+    assert n_params(built.model) == 28_088_024 == n_params(timm.create_model("seresnet50"))
+    assert len(built.insertions) == 16
+
+
+def test_eca_resnet50_adds_80_parameters():
+    """ECA-Net (Wang et al. 2020), Table: ECA-Net50 adds 80 parameters with kernels 3, 5, 5, 7 per stage."""
+    insert = [{"at": f"layer{i}.*.bn3", "module": "eca", "args": {"kernel_size": k}}
+              for i, k in zip(range(1, 5), (3, 5, 5, 7))]
+    built = pg.build({"backbone": "resnet50", "insert": insert})
+    assert built.delta_params == 80
+    assert [i.params for i in built.insertions] == [3] * 3 + [5] * 4 + [5] * 6 + [7] * 3
+
+
+def test_gate_keeps_a_loaded_model_identical(tmp_path, cat_photo):
+    """gate: true on a model loaded from a saved state dict: logits equal the base model's on a real photo."""
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    source = timm.create_model("resnet18").eval()
+    path = tmp_path / "resnet18.safetensors"
+    save_file(source.state_dict(), str(path))
+    spec = {"backbone": "resnet18", "checkpoint": str(path), "gate": True,
+            "insert": [{"at": "layer*.*.bn2", "module": "se"}, {"at": "stage2", "module": {"serial": ["se", "eca"]}},
+                       {"at": "final", "module": {"parallel": ["se", "eca"], "merge": "concat"}}]}
+    built = pg.build(spec)
+    x = cat_photo(224)
+    with torch.no_grad():
+        expected = source(x)
+        assert (built.base(x) - expected).abs().max() <= 1e-6
+        assert (built.model(x) - expected).abs().max() <= 1e-6
+        ungated = pg.build({**spec, "gate": False})
+        assert (ungated.model(x) - expected).abs().max() > 1e-3
+
+
+def stage_sizes(built):
+    return [p.shape for p in built.points if p.name.startswith("stage") and ".block" not in p.name]
+
+
+def test_resnet50_stem_stride_4_halves_every_stage():
+    s2 = pg.build({"backbone": "resnet50"})
+    s4 = pg.build({"backbone": "resnet50", "stem": {"stride": 4}})
+    assert s4.stem["path"] == "conv1" and s4.stem["after"]["stride"] == 4
+    for a, b in zip(stage_sizes(s2), stage_sizes(s4)):
+        assert b[2] == -(-a[2] // 2) and b[3] == -(-a[3] // 2) and a[1] == b[1]  # halved (7 -> 4 by conv padding)
+    assert [s[2] for s in stage_sizes(s4)] == [28, 14, 7, 4]
+
+
+def test_vit_overlapping_patches_resample_position_embeddings():
+    built = pg.build({"backbone": "vit_tiny_patch16_224", "stem": {"stride": 8},
+                      "insert": [{"at": "stage6", "module": "cbam"}]})
+    assert built.model.pos_embed.shape[1] == 1 + 27 * 27
+    assert built.insertions[0].point.grid == (27, 27) and built.insertions[0].point.num_prefix_tokens == 1
+    assert any("position embeddings resampled" in w for w in built.warnings)
+    with torch.no_grad():
+        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_swin_stride_that_breaks_windows_is_a_spec_error():
+    with pytest.raises(pg.SpecError, match=r"stem.stride: 3 .* strides that fit: .*\b2\b.*\b4\b"):
+        pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 3}})
+    built = pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 8}})
+    assert [s[1] for s in stage_sizes(built)] == [28, 14, 7, 4]
+    with torch.no_grad():
+        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("backbone,path", [("efficientnet_lite0", "conv_stem"), ("fasternet_t0", "patch_embed.proj"),
+                                           ("poolformer_s12", "stem.conv"), ("convnext_atto", "stem.0")])
+def test_stem_conv_found_and_kernel_change_warns(backbone, path):
+    built = pg.build({"backbone": backbone, "stem": {"stride": 2, "kernel": 5}})
+    assert built.stem["path"] == path
+    conv = built.model.get_submodule(path)
+    assert conv.stride == (2, 2) and conv.kernel_size == (5, 5)
+    assert any("re-initialises" in w for w in built.warnings)
+
+
+def test_se_on_the_input_warns_about_its_clamped_width():
+    """Seed 002 put an SE on the 3-channel input; its hand-written bottleneck became Linear(3, 0)."""
+    built = pg.build({"backbone": "vit_tiny_patch16_224", "insert": [{"at": "input", "module": "se"}]})
+    assert any("clamped to 8" in w and "3 channels" in w for w in built.warnings)
+    assert built.insertions[0].point.shape == [1, 3, 224, 224]
+
+
+def test_second_residual_inside_a_residual_block_warns():
+    built = pg.build({"backbone": "resnet50", "insert": [
+        {"at": "layer1.0.bn3", "module": {"parallel": ["identity", "se"], "merge": "add"}}]})
+    assert any("second residual inside the residual block layer1.0" in w for w in built.warnings)
+    gated = pg.build({"backbone": "resnet50", "gate": True, "insert": [{"at": "stage1", "module": "se"}]})
+    assert not any("second residual" in w for w in gated.warnings)  # after a stage is outside every block
+
+
+def test_head_options():
+    built = pg.build({"backbone": "resnet50", "num_classes": 6, "head_norm": "layernorm", "drop_path_rate": 0.1})
+    assert built.model.fc.fc.out_features == 6 and isinstance(built.model.fc.norm, torch.nn.LayerNorm)
+    with torch.no_grad():
+        assert built.model(torch.randn(2, 3, 224, 224)).shape == (2, 6)
+    with pytest.raises(pg.SpecError, match="drop_path_rate: backbone 'vgg11' does not support"):
+        pg.build({"backbone": "vgg11", "drop_path_rate": 0.1})
+
+
+def test_grid_modules_need_a_grid_and_tokens_keep_prefix():
+    built = pg.build({"backbone": "vit_tiny_patch16_224", "insert": [{"at": "final", "module": "coord"}]})
+    p = built.insertions[0].point
+    assert (p.layout, p.num_prefix_tokens, p.grid, p.channels) == ("NLC", 1, (14, 14), 192)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        feats = built.model.forward_features(x)
+        assert torch.equal(feats[:, 0], built.base.forward_features(x)[:, 0])  # the cls token passes through
+
+
+def test_points_describe_layout_channels_and_shape():
+    pts = {p.name: p for p in pg.points("swin_tiny_patch4_window7_224")}
+    assert pts["stage2"].layout == "NHWC" and pts["stage2"].channels == 192 and pts["stage2"].shape == [1, 28, 28, 192]
+    assert pts["stage1.block2"].path == "layers.0.blocks.1"
+    pts = {p.name: p for p in pg.points("resnet50")}
+    assert pts["stem"].path == "maxpool" and pts["stem"].shape == [1, 64, 56, 56] and pts["stem"].reduction == 4
+    assert pts["input"].shape == [1, 3, 224, 224] and pts["final"].channels == 2048
+
+
+def test_blocks_star_expands_and_same_target_chains():
+    built = pg.build({"backbone": "resnet50", "insert": [{"at": "stage2.block*", "module": "eca"},
+                                                          {"at": "stage4", "module": "se"},
+                                                          {"at": "final", "module": "eca"}]})
+    assert [i.point.name for i in built.insertions[:4]] == [f"stage2.block{j}" for j in range(1, 5)]
+    assert built.insertions[-2].path == "layer4.after.0" and built.insertions[-1].path == "layer4.after.1"
