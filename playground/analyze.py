@@ -1,0 +1,315 @@
+"""analyze(spec or Built) -> Report: the module tree, params, MACs, feature-map shapes, latency, predictions.
+
+One analysis object per question, as fvcore does; the Report is plain, JSON-serialisable data (the contract in
+DESIGN.md) rendered by the UI, printed by the CLI and asserted by the tests.
+
+Params and MACs are split three ways: `by_stage` (stem, stage1.., head; stitched modules count in the stage they
+sit in, so the parts add up to the total), `by_insert` (each stitched module) and `delta` against the base. The
+split works on "self" counts (a module's own parameters / ops, children excluded), mapped back to the backbone's
+original module paths through the `Stitched` wrappers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from .build import Built, build
+from .counts import count_macs, count_params
+from .errors import SpecError
+from .modules import Stitched
+from .points import Probe
+from .spec import Spec, load_spec
+
+REPORT_CACHE_SIZE = 32
+BUILT_CACHE_SIZE = 3
+Progress = Optional[Callable[[float, str], None]]
+
+
+@dataclass
+class Report:
+    spec: dict
+    params: dict
+    macs: dict
+    points: list
+    shapes: list
+    tree: str
+    summary: str
+    latency: Optional[dict] = None
+    weights: Optional[dict] = None
+    predictions: Optional[list] = None
+    warnings: list = field(default_factory=list)
+    # beyond the contract: what the UI needs to render without recomputing
+    backbone: str = ""
+    img_size: int = 0
+    inserted: list = field(default_factory=list)  # module paths of stitched modules (to highlight in the tree)
+    tree_diff: str = ""  # unified diff of the printed tree against the unmodified backbone
+    stem: Optional[dict] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+
+# ---- grouping counts by stage
+
+def _original_path(path: str, stitched: set[str]) -> str:
+    """'layer1.body.0.conv1' -> 'layer1.0.conv1' when layer1 is a Stitched wrapper."""
+    parts, out = path.split("."), []
+    for i, part in enumerate(parts):
+        if part == "body" and ".".join(parts[:i]) in stitched:
+            continue
+        out.append(part)
+    return ".".join(out)
+
+
+class _Grouper:
+    """Maps module paths of the built model to 'stem' / 'stage<i>' / 'head' and to stitched-module indices."""
+
+    def __init__(self, built: Built):
+        probe: Probe = built.probe
+        self.stages = probe.stages
+        self.calls = probe.calls
+        self.stitched = {p for p, m in built.model.named_modules() if isinstance(m, Stitched)}
+        self.inserts = [(i.path, k) for k, i in enumerate(built.insertions)]
+        self.insert_group = [self.group_of_original(i.point.path) for i in built.insertions]
+        self.names = ["stem"] + [f"stage{i}" for i in range(1, len(self.stages) + 1)] + ["head"]
+
+    def insert_index(self, path: str) -> Optional[int]:
+        for p, k in self.inserts:
+            if path == p or path.startswith(p + "."):
+                return k
+        return None
+
+    def group_of_original(self, path: str) -> str:
+        for i, s in enumerate(self.stages, 1):
+            if path == s or path.startswith(s + "."):
+                return f"stage{i}"
+        if not path or any(s.startswith(path + ".") for s in self.stages):
+            return "stem"  # the root's own parameters (cls token, position embedding) and container overhead
+        call = self._call(path)
+        if call is None:
+            return "head"
+        for i, s in enumerate(self.stages, 1):  # runs between stages: feeds the next one (EfficientNet blocks.3)
+            if call.start < self.calls[s].start:
+                return "stem" if i == 1 else f"stage{i}"
+        return "head"
+
+    def _call(self, path: str):
+        while path:
+            if path in self.calls:
+                return self.calls[path]
+            path = path.rpartition(".")[0]
+        return None
+
+    def group(self, path: str) -> tuple[str, Optional[int]]:
+        k = self.insert_index(path)
+        if k is not None:
+            return self.insert_group[k], k
+        return self.group_of_original(_original_path(path, self.stitched)), None
+
+
+def _self_counts(by_module: dict[str, int]) -> dict[str, int]:
+    """A module's own count: its cumulative count less its direct children's."""
+    own = dict(by_module)
+    for path, n in by_module.items():
+        if path:
+            parent = path.rpartition(".")[0]
+            if parent in own:
+                own[parent] -= n
+    return own
+
+
+def _split(own: dict[str, int], grouper: _Grouper, n_inserts: int) -> tuple[dict, list[int]]:
+    by_stage = OrderedDict((n, 0) for n in grouper.names)
+    by_insert = [0] * n_inserts
+    for path, n in own.items():
+        if not n:
+            continue
+        group, k = grouper.group(path)
+        by_stage[group] += n
+        if k is not None:
+            by_insert[k] += n
+    return dict(by_stage), by_insert
+
+
+def _param_self_counts(model: nn.Module) -> dict[str, int]:
+    own: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        path = name.rpartition(".")[0]
+        own[path] = own.get(path, 0) + p.numel()
+    return own
+
+
+# ---- caches
+
+_lock = threading.Lock()
+_reports: "OrderedDict[str, Report]" = OrderedDict()
+_builts: "OrderedDict[str, Built]" = OrderedDict()
+_base_macs: "OrderedDict[tuple, Any]" = OrderedDict()
+
+
+def _lru_get(cache: OrderedDict, key):
+    with _lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    return None
+
+
+def _lru_put(cache: OrderedDict, key, value, size: int) -> None:
+    with _lock:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > size:
+            cache.popitem(last=False)
+
+
+def spec_key(spec: Spec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True)
+
+
+def cached_build(spec: Union[Spec, dict, str]) -> Built:
+    """`build`, from a small LRU keyed by the normalised spec (the UI asks for the same spec repeatedly)."""
+    spec = load_spec(spec)
+    key = spec_key(spec)
+    built = _lru_get(_builts, key)
+    if built is None:
+        built = build(spec)
+        _lru_put(_builts, key, built, BUILT_CACHE_SIZE)
+    return built
+
+
+# ---- the analysis
+
+def _summary(model: nn.Module, img_size: int, depth: int) -> str:
+    import torchinfo
+    stats = torchinfo.summary(model, input_size=(1, 3, img_size, img_size), depth=depth, verbose=0,
+                              col_names=("output_size", "num_params"), row_settings=("var_names",),
+                              device="cpu", mode="eval")
+    return str(stats)
+
+
+def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
+    """Base MACs: the modified count less its insertions when only insertions changed the model, else counted."""
+    s = built.spec
+    if s.stem.is_default() and not s.head_norm and s.num_classes is None:
+        return macs_total - sum(by_insert), None
+    key = (s.backbone, built.img_size)
+    hit = _lru_get(_base_macs, key)
+    if hit is None:
+        hit = count_macs(built.base, torch.zeros(1, 3, built.img_size, built.img_size))
+        _lru_put(_base_macs, key, hit, 16)
+    return hit.total, hit
+
+
+def _static_report(built: Built, summary_depth: int, progress: Progress) -> Report:
+    model, base = built.model, built.base
+    step = progress or (lambda f, m: None)
+    grouper = _Grouper(built)
+    n = len(built.insertions)
+
+    step(0.3, "counting parameters")
+    params = count_params(model)
+    base_total = sum(p.numel() for p in base.parameters())
+    p_stage, p_insert = _split(_param_self_counts(model), grouper, n)
+
+    step(0.45, "counting MACs (fvcore)")
+    macs = count_macs(model, torch.zeros(1, 3, built.img_size, built.img_size))
+    m_stage, m_insert = _split(_self_counts(macs.by_module), grouper, n)
+    base_macs, base_count = _base_mac_count(built, macs.total, m_insert)
+    uncounted = sorted(set(macs.uncounted_ops) | set(base_count.uncounted_ops if base_count else []))
+
+    step(0.7, "layer table (torchinfo)")
+    summary = _summary(model, built.img_size, summary_depth)
+    tree, base_tree = str(model), str(base)
+    diff = "\n".join(difflib.unified_diff(base_tree.splitlines(), tree.splitlines(), "base", "stitched",
+                                          lineterm="", n=2))
+
+    by_insert = [{**i.to_dict(), "params": p_insert[k], "macs": m_insert[k]} for k, i in enumerate(built.insertions)]
+    shapes = [{"point": p.name, "layout": p.layout, "shape": p.shape, "reduction": p.reduction}
+              for p in built.points if ".block" not in p.name]
+    seen = {s["point"] for s in shapes}
+    shapes += [{"point": i.point.name, "layout": i.point.layout, "shape": i.point.shape,
+                "reduction": i.point.reduction} for i in built.insertions if i.point.name not in seen
+               and not seen.add(i.point.name)]
+    warnings = list(built.warnings)
+    if uncounted:
+        warnings.append(f"macs: not counted (no handle): {', '.join(uncounted)}")
+    return Report(
+        spec=built.spec.to_dict(),
+        params={"total": params.total, "trainable": params.trainable, "base_total": base_total,
+                "delta": params.total - base_total, "by_stage": p_stage, "by_insert": by_insert and
+                [{"index": d["index"], "point": d["point"], "path": d["path"], "module": d["module"],
+                  "params": d["params"]} for d in by_insert]},
+        macs={"total": macs.total, "base_total": base_macs, "delta": macs.total - base_macs, "by_stage": m_stage,
+              "by_insert": [{"index": d["index"], "point": d["point"], "path": d["path"], "module": d["module"],
+                             "macs": d["macs"]} for d in by_insert],
+              "by_operator": macs.by_operator, "uncounted_ops": uncounted, "unit": "MACs"},
+        points=[p.to_dict() for p in built.points],
+        shapes=shapes,
+        tree=tree,
+        summary=summary,
+        weights=dataclasses.asdict(built.weights) if built.weights is not None else None,
+        warnings=warnings,
+        backbone=built.spec.backbone,
+        img_size=built.img_size,
+        inserted=[i.path for i in built.insertions],
+        tree_diff=diff,
+        stem=built.stem,
+    )
+
+
+def analyze(
+        spec_or_built: Union[Spec, Built, dict, str],
+        latency: Union[None, bool, dict] = None,
+        images: Optional[list] = None,
+        topk: int = 5,
+        summary_depth: int = 3,
+        progress: Progress = None,
+) -> Report:
+    """Analyze a spec (cached by its normalised form) or an already built model (never cached).
+
+    latency: None/False to skip, True for defaults, or `measure_latency` options
+    ({device, batch, dtype, channels_last, compile, ...}). images: paths, bytes, PIL images or arrays.
+    progress: optional `progress(fraction, message)` callback (a `gr.Progress` fits).
+    """
+    if not 1 <= summary_depth <= 10:
+        raise SpecError(f"summary_depth: {summary_depth} is out of range; allowed: 1 to 10")
+    step = progress or (lambda f, m: None)
+    if isinstance(spec_or_built, Built):
+        built, key = spec_or_built, None
+    else:
+        spec = load_spec(spec_or_built)
+        key = f"{spec_key(spec)}|{summary_depth}"
+        step(0.05, "building the model")
+        built = cached_build(spec)
+    static = _lru_get(_reports, key) if key else None
+    if static is None:
+        static = _static_report(built, summary_depth, progress)
+        if key:
+            _lru_put(_reports, key, static, REPORT_CACHE_SIZE)
+    report = dataclasses.replace(static, warnings=list(static.warnings))
+    if latency:
+        from .latency import measure_latency
+        step(0.8, "measuring latency")
+        opts = latency if isinstance(latency, dict) else {}
+        result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"], **opts)
+        report.latency = dataclasses.asdict(result)
+    if images:
+        from .predict import predict
+        step(0.9, "predicting")
+        preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size)
+        report.predictions = [dataclasses.asdict(p) for p in preds]
+        report.warnings += [w for w in warns if w not in report.warnings]
+    step(1.0, "done")
+    return report

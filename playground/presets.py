@@ -1,0 +1,48 @@
+"""Presets: named specs in `presets/*.yaml` (a title and a description of what each demonstrates)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from .errors import SpecError, close_matches
+from .spec import Spec, load_spec
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+@lru_cache(maxsize=1)
+def preset_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def list_presets() -> dict[str, Spec]:
+    """Every preset by name, loaded and validated."""
+    return {name: load_spec(path) for name, path in preset_files().items()}
+
+
+def load_preset(name: str) -> Spec:
+    files = preset_files()
+    if name not in files:
+        raise SpecError(f"preset: unknown preset {name!r}{close_matches(name, files)}; "
+                        f"allowed: {', '.join(files) or 'none'}")
+    return load_spec(files[name])
+
+
+def resolve(spec_arg: str) -> Spec:
+    """A CLI/UI spec argument: a preset name, a .yaml/.json path, or YAML text."""
+    if spec_arg in preset_files():
+        return load_preset(spec_arg)
+    if spec_arg.endswith((".yaml", ".yml", ".json")) or Path(spec_arg).is_file():
+        return load_spec(Path(spec_arg))
+    if ":" in spec_arg or "\n" in spec_arg:
+        return load_spec(spec_arg)
+    raise SpecError(f"spec: {spec_arg!r} is neither a preset{close_matches(spec_arg, preset_files())} nor a "
+                    f"spec file; presets: {', '.join(preset_files())}")
+
+
+def preset_name(spec: Spec) -> Optional[str]:
+    for name, s in list_presets().items():
+        if s == spec:
+            return name
+    return None
