@@ -240,7 +240,7 @@ def build(spec: Union[Spec, dict, str]) -> Built:
     if insertions and (spec.pretrained or spec.checkpoint) and not spec.gate:
         warnings.append(f"weights: {len(insertions)} stitched module(s) start from random weights; the pretrained "
                         f"predictions change until they are trained (gate: true keeps them unchanged)")
-    if info is not None and not spec.gate:
+    if info is not None:  # stitched parameters are not in any checkpoint, gated or not
         info.missing = sorted(set(info.missing) | {f"{i.path}.{n}" for i in insertions
                                                    for n, _ in i.module.named_parameters()})
 

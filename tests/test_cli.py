@@ -1,0 +1,66 @@
+"""The CLI as a user runs it: report on a preset and on a YAML file, --json, points, presets, bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from playground.cli import main
+
+CONTRACT = ["spec", "params", "macs", "points", "shapes", "tree", "summary", "latency", "weights", "predictions",
+            "warnings"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_on_a_preset(capsys):
+    code, out, err = run(capsys, "report", "se_resnet50")
+    assert code == 0 and err == ""
+    assert "SE-ResNet-50 — resnet50 @ 224x224" in out
+    assert "28.09 M" in out and "GMACs = the 'FLOPs' of papers" in out
+    assert "layer4.2.bn3.after.0" in out
+
+
+def test_report_on_a_yaml_file_as_json(capsys, tmp_path):
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("backbone: convnext_atto\ninsert:\n  - {at: stage2, module: {serial: [se, eca]}}\n")
+    code, out, _ = run(capsys, "report", str(spec), "--json")
+    data = json.loads(out)
+    assert code == 0 and all(k in data for k in CONTRACT)
+    assert data["spec"] == {"backbone": "convnext_atto", "insert": [{"at": "stage2",
+                                                                     "module": {"serial": ["se", "eca"]}}]}
+    assert data["params"]["delta"] == data["params"]["by_insert"][0]["params"] > 0
+
+
+def test_points_and_presets(capsys):
+    code, out, _ = run(capsys, "points", "vit_tiny_patch16_224", "--img-size", "160")
+    assert code == 0 and "stage12" in out and "[1, 101, 192]" in out
+    code, out, _ = run(capsys, "presets")
+    assert code == 0 and "se_resnet50" in out and "ECA-ResNet-50" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["report", "backbone_typo.yaml"], "spec file 'backbone_typo.yaml' does not exist"),
+    (["report", "se_resnet5"], "did you mean 'se_resnet50'"),
+    (["points", "resnt50"], "backbone: unknown model 'resnt50'"),
+    (["report", "se_resnet50", "--dtype", "fp8"], "invalid choice: 'fp8'"),
+    (["report", "se_resnet50", "--image", "missing.jpg"], "missing.jpg"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_bad_spec_in_a_real_process(tmp_path):
+    """As a user sees it: exit status 2, one line on stderr, no traceback."""
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("backbone: resnet50\ninsert: [{at: stage9, module: se}]\n")
+    proc = subprocess.run([sys.executable, "-m", "playground", "report", str(spec)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "error: insert[0].at: 'stage9': this backbone has stages 1 to 4\n"
