@@ -25,7 +25,7 @@ from .build import Built, build
 from .counts import count_macs, count_params
 from .errors import SpecError
 from .modules import Stitched
-from .points import Probe
+from .points import Probe, meta_copy
 from .spec import Spec, load_spec
 
 REPORT_CACHE_SIZE = 32
@@ -192,11 +192,14 @@ def cached_build(spec: Union[Spec, dict, str]) -> Built:
 # ---- the analysis
 
 def _summary(model: nn.Module, img_size: int, depth: int) -> str:
+    """torchinfo's layer table, run on a meta-device copy (shapes and parameter counts need no compute)."""
     import torchinfo
-    stats = torchinfo.summary(model, input_size=(1, 3, img_size, img_size), depth=depth, verbose=0,
-                              col_names=("output_size", "num_params"), row_settings=("var_names",),
-                              device="cpu", mode="eval")
-    return str(stats)
+    kw = dict(input_size=(1, 3, img_size, img_size), depth=depth, verbose=0, mode="eval",
+              col_names=("output_size", "num_params"), row_settings=("var_names",))
+    try:
+        return str(torchinfo.summary(meta_copy(model), device="meta", **kw))
+    except Exception:
+        return str(torchinfo.summary(model, device="cpu", **kw))
 
 
 def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):

@@ -244,7 +244,7 @@ def build(spec: Union[Spec, dict, str]) -> Built:
         info.missing = sorted(set(info.missing) | {f"{i.path}.{n}" for i in insertions
                                                    for n, _ in i.module.named_parameters()})
 
-    final = _probe(model, img_size, "insert")
+    final = _probe(model, img_size, "insert") if insertions else found
     if out_shape is not None and final.final_path:
         got = final.calls[final.final_path].out.shape
         if got != out_shape:

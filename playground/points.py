@@ -8,6 +8,7 @@ no such container: each of its blocks is a stage.
 """
 from __future__ import annotations
 
+import copy
 import fnmatch
 import math
 import re
@@ -198,8 +199,29 @@ def _stages(model: nn.Module) -> tuple[list[str], list[list[str]]]:
     return info, blocks
 
 
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters and buffers live on the meta device: forward passes propagate shapes
+    without computing, at a fraction of the cost. Weights are never copied."""
+    memo: dict[int, torch.Tensor] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(meta, t.requires_grad) if isinstance(t, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
+
+
 def probe(model: nn.Module, img_size: int) -> Probe:
-    """Run one forward pass at batch 1 with hooks on every module and describe what ran."""
+    """One forward pass at batch 1 with hooks on every module: what ran, in which order, with which shapes.
+
+    Runs on a meta-device copy (shapes only, no compute); models the meta device cannot run (data-dependent
+    control flow, tensors held outside parameters and buffers) are probed with a real forward pass instead.
+    """
+    try:
+        return _probe(meta_copy(model), img_size, "meta")
+    except Exception:
+        return _probe(model, img_size, "cpu")
+
+
+def _probe(model: nn.Module, img_size: int, device: str) -> Probe:
     calls: dict[str, _Call] = {}
     clock = iter(range(1 << 62))
     handles = []
@@ -217,7 +239,7 @@ def probe(model: nn.Module, img_size: int) -> Probe:
     for path, m in model.named_modules():
         if path:
             handles += [m.register_forward_pre_hook(pre(path)), m.register_forward_hook(post(path))]
-    x = torch.zeros(1, 3, img_size, img_size)
+    x = torch.zeros(1, 3, img_size, img_size, device=device)
     was_training = model.training
     model.eval()
     try:
