@@ -16,3 +16,12 @@ def cat_photo():
         mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
         return ((x - mean[:, None, None]) / std[:, None, None]).unsqueeze(0)
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a shared, busy 2-core machine OpenMP's spinning threads make forwards ~30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,13 +20,7 @@ from playground.weights import WeightSource, create_with_weights, load_checkpoin
 SMALL = 'resnet10t'  # 5.4 M parameters: a real timm model, quick to save and load
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared, busy 2-core machine OpenMP's spinning threads make forwards ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _logits(model: nn.Module, size: int = 96) -> torch.Tensor:
