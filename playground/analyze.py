@@ -31,6 +31,8 @@ from .spec import Spec, load_spec
 REPORT_CACHE_SIZE = 32
 BUILT_CACHE_SIZE = 3
 Progress = Optional[Callable[[float, str], None]]
+LATENCY_OPTIONS = {"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time", "warmup",
+                   "threads"}
 
 
 @dataclass
@@ -306,6 +308,9 @@ def analyze(
         from .latency import measure_latency
         step(0.8, "measuring latency")
         opts = latency if isinstance(latency, dict) else {}
+        unknown = sorted(set(opts) - LATENCY_OPTIONS)
+        if unknown:
+            raise SpecError(f"latency: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(LATENCY_OPTIONS))}")
         result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"], **opts)
         report.latency = dataclasses.asdict(result)
     if images:

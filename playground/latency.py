@@ -40,6 +40,8 @@ DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # None: 
 
 _LOCK = threading.Lock()  # one latency measurement at a time in this process
 
+MAX_BATCH = 512  # a larger batch is a memory problem, not a latency question
+
 
 @dataclass
 class Latency:
@@ -156,8 +158,8 @@ def measure_latency(
     dev = _resolve_device(device)
     amp_dtype = _resolve_dtype(dtype, dev)
     height, width = _size(img_size)
-    if batch < 1:
-        raise SpecError(f"batch: {batch!r} must be at least 1")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise SpecError(f"batch: {batch!r} must be an integer from 1 to {MAX_BATCH}")
     if warmup < 0:
         raise SpecError(f"warmup: {warmup!r} must be 0 or more")
     if threads is not None and threads < 1:
