@@ -181,12 +181,33 @@ def _stitch(model: nn.Module, insertions: list[Insertion]) -> None:
             where[id(m)].path = path
 
 
-def _head_norm(model: nn.Module, kind: str) -> str:
+_PASS_THROUGH = ("pool", "flatten", "drop", "identity")  # modules between the features and the classifier
+
+
+def _norm_before(found: Probe, model: nn.Module, classifier: str) -> Optional[str]:
+    """Path of a norm layer that already runs right before the classifier (ViT's norm, a NormMlp head's norm)."""
+    modules = dict(model.named_modules())
+    start = found.calls[classifier].start if classifier in found.calls else None
+    if start is None:
+        return None
+    leaves = [p for p, c in found.calls.items() if c.end < start and not list(modules[p].children())]
+    for path in sorted(leaves, key=lambda p: found.calls[p].end, reverse=True):
+        name = type(modules[path]).__name__
+        if not any(k in name.lower() for k in _PASS_THROUGH):
+            return path if "Norm" in name and "Act" not in name else None
+    return None
+
+
+def _head_norm(model: nn.Module, kind: str, found: Probe, warnings: list[str]) -> str:
     path = backbones.classifier_path(model)
     head = model.get_submodule(path) if path else None
     if not isinstance(head, nn.Linear):
         raise SpecError(f"head_norm: {type(model).__name__} has no linear classifier to put a norm before "
                         f"(num_classes 0 or a conv head)")
+    existing = _norm_before(found, model, path)
+    if existing:
+        warnings.append(f"head_norm: {existing} already normalises the features before the classifier {path}; "
+                        f"{kind} adds a second norm")
     parent_path, _, name = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, name, nn.Sequential(OrderedDict(norm=backbones.HEAD_NORMS[kind](head.in_features), fc=head)))
@@ -213,13 +234,13 @@ def build(spec: Union[Spec, dict, str]) -> Built:
 
     stem = None
     if not spec.stem.is_default():
-        stem, w = apply_stem(model, found, spec.stem)
+        stem, w = apply_stem(model, found, spec.stem, pretrained=info is not None)
         warnings += w
         found = _probe(model, img_size, "stem")
         if stem["after"]["kernel"] != stem["before"]["kernel"] and info is not None:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
     if spec.head_norm:
-        _head_norm(model, spec.head_norm)
+        _head_norm(model, spec.head_norm, found, warnings)
     out_shape = found.calls[found.final_path].out.shape if found.final_path else None
 
     insertions: list[Insertion] = []

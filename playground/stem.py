@@ -42,8 +42,8 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec) -> tuple[dict, list[str]]:
-    """Change the embedding conv in place. Returns ({path, before, after}, warnings)."""
+def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec, pretrained: bool = False) -> tuple[dict, list[str]]:
+    """Change the embedding conv in place. Returns ({path, before, after, grid}, warnings)."""
     path = first_downsampling_conv(probe)
     if path is None:
         raise SpecError("stem: this backbone has no strided conv to change (no patch embedding or stem conv found)")
@@ -64,8 +64,9 @@ def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec) -> tuple[dict, li
                         groups=conv.groups, bias=conv.bias is not None)
         new.train(conv.training)
         setattr(parent, name, new)
-        warnings.append(f"stem: {path} kernel {k0} -> {kernel} re-initialises that conv (its pretrained "
-                        f"weights no longer fit)")
+        if pretrained:
+            warnings.append(f"stem: {path} kernel {k0} -> {kernel} re-initialises that conv (its pretrained "
+                            f"weights no longer fit)")
     else:
         conv.stride, conv.padding = (stride, stride), (padding, padding)
     grid = _conv_out(in_size, kernel, stride, padding)
@@ -99,25 +100,27 @@ def _vit_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size
     return [f"stem: position embeddings resampled from a {old[0]}x{old[1]} to a {grid[0]}x{grid[1]} patch grid"]
 
 
-def _swin_window_check(grid: int, window: int, n_stages: int) -> list[int]:
-    """Per-stage map sizes, or [] when a stage's map neither divides into windows nor fits in one."""
-    sizes = [math.ceil(grid / 2 ** i) for i in range(n_stages)]
-    return sizes if all(s % window == 0 or s <= window for s in sizes) else []
+def _swin_stage_sizes(grid: int, n_stages: int) -> list[int]:
+    return [math.ceil(grid / 2 ** i) for i in range(n_stages)]
+
+
+def _swin_fits(grid: int, window: int, n_stages: int) -> bool:
+    """Every stage's map divides into windows or fits in one (timm then shrinks the window to the map)."""
+    return all(s % window == 0 or s <= window for s in _swin_stage_sizes(grid, n_stages))
 
 
 def _swin_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size: int) -> list[str]:
     """Swin (Liu et al. 2021): windows must tile every stage's map; re-size windows and attention masks."""
     window = max(max(b.window_size) for layer in model.layers for b in layer.blocks)
     n = len(model.layers)
-    if not _swin_window_check(grid[0], window, n):
-        stride = model.get_submodule(conv_path).stride[0]
-        sizes = [math.ceil(grid[0] / 2 ** i) for i in range(n)]
-        ok = [s for s in range(1, 17) if _swin_window_check(img_size // s, window, n)]
-        raise SpecError(f"stem.stride: {stride} gives stage maps {'/'.join(map(str, sizes))} at img_size "
-                        f"{img_size}, which {window}x{window} Swin windows do not tile; "
-                        f"strides that fit: {', '.join(map(str, ok)) or 'none'}")
-    stride = model.get_submodule(conv_path).stride[0]
-    _set_patch_grid(model.patch_embed, grid, stride)
+    conv = model.get_submodule(conv_path)
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    if not _swin_fits(grid[0], window, n):
+        ok = [c for c in range(1, 17) if _swin_fits(_conv_out(img_size, k, c, p), window, n)]
+        raise SpecError(f"stem.stride: {s} gives stage maps {'/'.join(map(str, _swin_stage_sizes(grid[0], n)))} "
+                        f"at img_size {img_size}, which {window}x{window} Swin windows do not tile; strides that "
+                        f"fit with kernel {k}, padding {p}: {', '.join(map(str, ok)) or 'none'}")
+    _set_patch_grid(model.patch_embed, grid, s)
     for i, layer in enumerate(model.layers):
         scale = 2 ** max(i - 1, 0)
         layer.set_input_size(feat_size=tuple(math.ceil(g / scale) for g in grid), window_size=window)

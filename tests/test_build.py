@@ -127,7 +127,8 @@ def test_vit_overlapping_patches_resample_position_embeddings():
 
 
 def test_swin_stride_that_breaks_windows_is_a_spec_error():
-    with pytest.raises(pg.SpecError, match=r"stem.stride: 3 .* strides that fit: .*\b2\b.*\b4\b"):
+    with pytest.raises(pg.SpecError, match=r"stem.stride: 3 gives stage maps 74/37/19/10 .* strides that fit with "
+                                           r"kernel 4, padding 0: 4, 8, 16$"):
         pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 3}})
     built = pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 8}})
     assert [s[1] for s in stage_sizes(built)] == [28, 14, 7, 4]
@@ -137,12 +138,19 @@ def test_swin_stride_that_breaks_windows_is_a_spec_error():
 
 @pytest.mark.parametrize("backbone,path", [("efficientnet_lite0", "conv_stem"), ("fasternet_t0", "patch_embed.proj"),
                                            ("poolformer_s12", "stem.conv"), ("convnext_atto", "stem.0")])
-def test_stem_conv_found_and_kernel_change_warns(backbone, path):
+def test_stem_conv_found_and_changed(backbone, path):
     built = pg.build({"backbone": backbone, "stem": {"stride": 2, "kernel": 5}})
     assert built.stem["path"] == path
     conv = built.model.get_submodule(path)
     assert conv.stride == (2, 2) and conv.kernel_size == (5, 5)
-    assert any("re-initialises" in w for w in built.warnings)
+    assert not any("re-initialises" in w for w in built.warnings)  # nothing pretrained to lose
+
+
+def test_kernel_change_on_pretrained_weights_warns_and_reports():
+    built = pg.build({"backbone": "efficientnet_lite0", "pretrained": True, "stem": {"stride": 1, "kernel": 5}})
+    assert any("conv_stem kernel 3 -> 5 re-initialises that conv" in w for w in built.warnings)
+    assert "conv_stem.weight" in built.weights.reinitialised
+    assert [p.shape for p in built.points if p.name == "stage1"] == [[1, 16, 224, 224]]
 
 
 def test_se_on_the_input_warns_about_its_clamped_width():
@@ -162,6 +170,10 @@ def test_second_residual_inside_a_residual_block_warns():
 
 def test_head_options():
     built = pg.build({"backbone": "resnet50", "num_classes": 6, "head_norm": "layernorm", "drop_path_rate": 0.1})
+    assert not any("head_norm" in w for w in built.warnings)
+    vit = pg.build({"backbone": "vit_tiny_patch16_224", "head_norm": "layernorm"})
+    assert any("head_norm: norm already normalises the features before the classifier head" in w
+               for w in vit.warnings)
     assert built.model.fc.fc.out_features == 6 and isinstance(built.model.fc.norm, torch.nn.LayerNorm)
     with torch.no_grad():
         assert built.model(torch.randn(2, 3, 224, 224)).shape == (2, 6)
