@@ -311,7 +311,8 @@ def analyze(
         unknown = sorted(set(opts) - LATENCY_OPTIONS)
         if unknown:
             raise SpecError(f"latency: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(LATENCY_OPTIONS))}")
-        result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"], **opts)
+        result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"],
+                                 progress=lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"), **opts)
         report.latency = dataclasses.asdict(result)
     if images:
         from .predict import predict

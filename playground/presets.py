@@ -30,12 +30,16 @@ def load_preset(name: str) -> Spec:
 
 
 def resolve(spec_arg: str) -> Spec:
-    """A CLI/UI spec argument: a preset name, a .yaml/.json path, or YAML text."""
+    """A CLI spec argument: a preset name, a .yaml/.json path, or YAML text."""
     if spec_arg in preset_files():
         return load_preset(spec_arg)
-    if spec_arg.endswith((".yaml", ".yml", ".json")) or Path(spec_arg).is_file():
-        return load_spec(Path(spec_arg))
-    if ":" in spec_arg or "\n" in spec_arg:
+    if "\n" not in spec_arg and len(spec_arg) < 1024:
+        try:
+            if spec_arg.endswith((".yaml", ".yml", ".json")) or Path(spec_arg).is_file():
+                return load_spec(Path(spec_arg))
+        except OSError:
+            pass
+    if ":" in spec_arg:
         return load_spec(spec_arg)
     raise SpecError(f"spec: {spec_arg!r} is neither a preset{close_matches(spec_arg, preset_files())} nor a "
                     f"spec file; presets: {', '.join(preset_files())}")

@@ -112,22 +112,26 @@ class Spec:
 # ---- loading
 
 def load_spec(source: Union[str, Path, dict, "Spec"]) -> Spec:
-    """A Spec from a Spec, a dict, a YAML/JSON file path, or YAML/JSON text."""
+    """A Spec from a Spec, a dict, YAML/JSON text, or a file given as a `pathlib.Path`.
+
+    A `str` is always text, never a file name: specs from the UI or the API cannot make the server read files.
+    """
     if isinstance(source, Spec):
         return source
     if isinstance(source, dict):
         return _parse_spec(source)
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
-                                     and source.endswith((".yaml", ".yml", ".json"))):
-        path = Path(source)
-        if not path.is_file():
-            raise SpecError(f"spec file {str(path)!r} does not exist")
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec file {path.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
-        source = path.read_text(encoding="utf-8", errors="replace")
+    if isinstance(source, Path):
+        if not source.is_file():
+            raise SpecError(f"spec file {str(source)!r} does not exist")
+        if source.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file {source.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
+        source = source.read_text(encoding="utf-8", errors="replace")
     if not isinstance(source, str):
-        raise SpecError(f"spec: expected YAML text, a file path or a mapping, got {type(source).__name__}")
-    return _parse_spec(parse_text(source))
+        raise SpecError(f"spec: expected YAML text, a pathlib.Path or a mapping, got {type(source).__name__}")
+    data = parse_text(source)
+    if isinstance(data, str) and data.strip().endswith((".yaml", ".yml", ".json")):
+        raise SpecError(f"spec: {data!r} is text, not a spec; to load a file pass pathlib.Path({data!r})")
+    return _parse_spec(data)
 
 
 def parse_text(text: str) -> Any:

@@ -42,7 +42,9 @@ def test_json_and_file(tmp_path):
     spec = load_spec(FULL)
     path = tmp_path / "s.json"
     path.write_text(json.dumps(spec.to_dict()))
-    assert load_spec(str(path)) == spec
+    assert load_spec(path) == spec
+    with pytest.raises(pg.SpecError, match=r"is text, not a spec; to load a file pass pathlib.Path"):
+        load_spec(str(path))  # a str is text: the UI and the API can never make the server read a file
 
 
 @pytest.mark.parametrize("bad,message", [

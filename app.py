@@ -1,0 +1,34 @@
+"""Architecture Playground, the web app: `python app.py`, then open http://127.0.0.1:7860.
+
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override the address (0.0.0.0 in a container). The page and its logic
+live in `playground/ui.py`; this file only launches them: offline (no analytics), with the queue as the only way
+in (`api_open=False`), so concurrency limits hold for the page and the API alike.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from playground import ui  # noqa: E402
+
+QUEUE_SIZE = 64
+
+
+def serve(demo: gr.Blocks, server_name: str | None = None, server_port: int | None = None, **launch):
+    """Queue and launch `demo` with the app's settings; extra keyword arguments go to `launch()`."""
+    demo.queue(api_open=False, max_size=QUEUE_SIZE)
+    return demo.launch(
+        server_name=server_name or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=server_port or int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **{**ui.launch_kwargs(), **launch})
+
+
+demo = ui.build_demo()  # module level, for `gradio app.py` (reload mode)
+
+if __name__ == "__main__":
+    threading.Thread(target=ui.warm_up, daemon=True).start()
+    serve(demo)

@@ -1,0 +1,131 @@
+"""UI speed: from the Analyze click to rendered results, resnet50 at 224, no latency, in a warm server.
+
+    .venv/bin/python bench/bench_ui.py [--runs 5]
+
+Measured in the browser (Playwright driving /usr/bin/chromium, headless) against the app launched in-process:
+the click and the moment the summary shows the new report are stamped in the page (`performance.now()`), then
+two animation frames are awaited so the plots have been drawn. Two cases:
+
+- new spec: each run changes the title, so the analysis really runs (build, probe, params, fvcore MACs, torchinfo
+  table); the backbone itself is cached, as it is after the first use in a running server;
+- same spec: the report comes from the server's cache; what is left is Gradio's round trip and the rendering.
+
+For comparison the same new-spec analysis is timed through gradio_client (`/analyze`, JSON, no rendering).
+Prints a table; the numbers go to BENCHMARKS.md ("UI").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+
+# In-page stamps: the click, and the first DOM change of #summary that shows the awaited title.
+PROBE = """(want) => new Promise((resolve) => {
+  const summary = document.querySelector('#summary');
+  let t0 = null;
+  const done = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+    resolve({dom: t1 - t0, painted: performance.now() - t0});
+  }));
+  let t1 = null;
+  const obs = new MutationObserver(() => {
+    if (t0 !== null && t1 === null && summary.innerText.includes(want)) {
+      t1 = performance.now(); obs.disconnect(); done();
+    }
+  });
+  obs.observe(summary, {subtree: true, childList: true, characterData: true});
+  document.querySelector('#analyze').addEventListener('click', () => { t0 = performance.now(); },
+                                                      {capture: true, once: true});
+})"""
+
+
+def spec(title: str) -> str:
+    return f"title: {title}\nbackbone: resnet50\nimg_size: 224\n"
+
+
+def set_yaml(page, text: str) -> None:
+    editor = page.locator("#spec-yaml .cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(text)
+    page.locator(".pg-status.ok").wait_for(timeout=30_000)
+
+
+def click_to_render(page, title: str) -> dict:
+    """ms from the Analyze click to the summary showing `title` (dom) and two frames later (painted)."""
+    page.evaluate("(want) => { window.__bench = (%s)(want); }" % PROBE, title)
+    page.locator("#analyze").click()
+    return page.evaluate("() => window.__bench")
+
+
+def stats(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):7.0f} ms   min {min(xs):6.0f}   max {max(xs):6.0f}   (n={len(xs)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    import torch
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    import app
+    from playground import ui
+
+    demo = ui.build_demo()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    results: dict[str, list[float]] = {"new spec: dom": [], "new spec: painted": [], "same spec: dom": [],
+                                       "same spec: painted": [], "gradio_client /analyze (new spec)": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)
+            page.locator("#summary .pg-cards").wait_for(timeout=120_000)
+            for i in range(2):  # warm: the resnet50 backbone, imports, plotly in the page
+                set_yaml(page, spec(f"warm {i}"))
+                click_to_render(page, f"warm {i}")
+            for i in range(args.runs):
+                title = f"bench run {i} {time.time_ns()}"
+                set_yaml(page, spec(title))
+                r = click_to_render(page, title)
+                results["new spec: dom"].append(r["dom"])
+                results["new spec: painted"].append(r["painted"])
+            for i in range(args.runs):
+                page.locator("#summary").evaluate("(e) => e.querySelector('.pg-title').textContent = 'cleared'")
+                r = click_to_render(page, title)  # the last title again: a cache hit
+                results["same spec: dom"].append(r["dom"])
+                results["same spec: painted"].append(r["painted"])
+            browser.close()
+        client = Client(url, verbose=False)
+        for i in range(args.runs):
+            t = time.perf_counter()
+            json.loads(client.predict(spec(f"client run {i} {time.time_ns()}"), api_name="/analyze"))
+            results["gradio_client /analyze (new spec)"].append((time.perf_counter() - t) * 1e3)
+    finally:
+        demo.close()
+
+    print(f"resnet50 @ 224, no latency; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    for name, xs in results.items():
+        print(f"{name:<36}{stats(xs)}")
+
+
+if __name__ == "__main__":
+    main()
