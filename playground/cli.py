@@ -1,4 +1,4 @@
-"""Command line: `python -m playground report|points|presets`. Thin: parsing and printing only.
+"""Command line: `python -m playground report|points|presets|export`. Thin: parsing and printing only.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--img-size", type=int, default=None)
     pt.add_argument("--list", action="store_true", help="list backbone names instead (curated first)")
     pt.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="write the spec or its model to a file")
+    ex.add_argument("spec", help="a preset name, or a .yaml / .json spec file")
+    ex.add_argument("--format", required=True, choices=("yaml", "python", "torchscript", "onnx", "safetensors"))
+    ex.add_argument("-o", "--output", required=True, help="file to write (the suffix follows the format)")
 
     ps = sub.add_parser("presets", help="list the presets")
     ps.add_argument("--json", action="store_true")
@@ -147,6 +152,13 @@ def _points(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import export
+    from .presets import resolve
+    print(export(resolve(args.spec), args.format, args.output))
+    return 0
+
+
 def _presets(args) -> int:
     from .presets import list_presets
     presets = list_presets()
@@ -161,7 +173,7 @@ def _presets(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"report": _report, "points": _points, "presets": _presets}[args.command](args)
+        return {"report": _report, "points": _points, "presets": _presets, "export": _export}[args.command](args)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

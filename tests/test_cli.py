@@ -64,3 +64,25 @@ def test_bad_spec_in_a_real_process(tmp_path):
                           timeout=300)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == "error: insert[0].at: 'stage9': this backbone has stages 1 to 4\n"
+
+
+def test_export_round_trips(capsys, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    from playground.presets import load_preset
+    import playground as pg
+    code, out, _ = run(capsys, "export", "eca_resnet50", "--format", "yaml", "-o", str(tmp_path / "spec"))
+    assert code == 0 and pg.load_spec(tmp_path / "spec.yaml") == load_preset("eca_resnet50")
+    code, out, _ = run(capsys, "export", "eca_resnet50", "--format", "safetensors", "-o", str(tmp_path / "m"))
+    state = load_file(str(tmp_path / "m.safetensors"))
+    built = pg.build(load_preset("eca_resnet50"))
+    assert code == 0 and set(state) == set(built.model.state_dict())
+    code, out, _ = run(capsys, "export", "eca_resnet50", "--format", "torchscript", "-o", str(tmp_path / "m"))
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), built.model.eval()(x), atol=1e-4)
+    code, out, err = run(capsys, "export", "eca_resnet50", "--format", "python", "-o", str(tmp_path / "m"))
+    namespace = {}
+    exec((tmp_path / "m.py").read_text().replace("print(", "(lambda *a: None)("), namespace)
+    assert sum(p.numel() for p in namespace["model"].parameters()) == 25_557_032 + 80

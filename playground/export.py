@@ -1,0 +1,80 @@
+"""Export a spec or its model: the spec as YAML, a Python snippet that rebuilds it, TorchScript, ONNX, safetensors.
+
+Every failure (an export the model cannot take, a missing optional package) is a one-line SpecError.
+"""
+from __future__ import annotations
+
+import importlib.util
+import pprint
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+
+from .build import Built
+from .errors import SpecError, close_matches
+from .spec import Spec
+
+FORMATS = {"yaml": ".yaml", "python": ".py", "torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+Progress = Callable[[float, str], None]
+
+
+def python_snippet(spec: Spec) -> str:
+    """Python that rebuilds the model with the builder."""
+    data = pprint.pformat(spec.to_dict(), sort_dicts=False, width=100)
+    return ("import playground as pg\n\n"
+            f"built = pg.build({data})\n"
+            "model = built.model  # the stitched model, eval mode; built.base is the unmodified backbone\n"
+            "for ins in built.insertions:  # where each module went\n"
+            "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
+
+
+def onnx_missing() -> Optional[str]:
+    """Why ONNX export is impossible here, or None."""
+    missing = [p for p in ("onnx", "onnxscript") if importlib.util.find_spec(p) is None]
+    if missing:
+        return (f"ONNX export needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}, not "
+                f"installed here (pip install onnx onnxscript); TorchScript and safetensors work without them")
+    return None
+
+
+def export(spec_or_built: Union[Spec, Built], fmt: str, path: Union[str, Path],
+           progress: Optional[Progress] = None) -> Path:
+    """Write `fmt` (a key of FORMATS) to `path` (its suffix is set from the format); returns the path written."""
+    from .analyze import cached_build
+    step = progress or (lambda f, m: None)
+    if fmt not in FORMATS:
+        raise SpecError(f"export: {fmt!r} is not a format{close_matches(str(fmt), FORMATS)}; "
+                        f"allowed: {', '.join(FORMATS)}")
+    built = spec_or_built if isinstance(spec_or_built, Built) else None
+    spec = built.spec if built else spec_or_built
+    path = Path(path).with_suffix(FORMATS[fmt])
+    if fmt == "yaml":
+        path.write_text(spec.to_yaml(), encoding="utf-8")
+        return path
+    if fmt == "python":
+        path.write_text(python_snippet(spec), encoding="utf-8")
+        return path
+    if fmt == "onnx" and onnx_missing():
+        raise SpecError(f"export: {onnx_missing()}")
+    step(0.1, "building the model")
+    built = built or cached_build(spec)
+    model = built.model.eval()
+    x = torch.zeros(1, 3, built.img_size, built.img_size)
+    step(0.4, f"exporting {fmt}")
+    try:
+        if fmt == "torchscript":
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # tracer warnings about python-side shape arithmetic
+                torch.jit.save(torch.jit.trace(model, x, check_trace=False), str(path))
+        elif fmt == "onnx":
+            torch.onnx.export(model, (x,), str(path), dynamo=True)
+        else:
+            from safetensors.torch import save_model
+            save_model(model, str(path), metadata={"spec": spec.to_yaml(), "format": "pt"})
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise SpecError(f"export: {fmt} failed for {spec.backbone}: {first}") from None
+    step(1.0, "done")
+    return path
