@@ -136,3 +136,17 @@ def test_latency_and_predictions_in_the_report(cat_photo):
     assert pred["agreement"]["top1_agree"] and pred["agreement"]["kl_divergence"] < 1e-9  # gated: identical
     assert r.weights["source"].startswith("bundled:")
     assert "blocks.4.after.0.module.gate" in r.weights["missing"]  # stitched: not in the checkpoint, gated or not
+
+
+def test_ungated_se_changes_pretrained_predictions_and_says_so():
+    from skimage import data
+    spec = {"backbone": "efficientnet_lite0", "pretrained": True, "insert": [{"at": "stage4", "module": "se"}]}
+    r = analyze(spec, images=[data.chelsea(), data.coffee()], topk=5)
+    for pred in r.predictions:
+        assert pred["base_top"][0]["index"] in (281, 282, 283, 284, 285, 967)  # the base still sees cat / espresso
+        assert pred["agreement"]["kl_divergence"] > 1e-4  # a random SE rescales stage-4 channels
+        assert [t["prob"] for t in pred["top"]] != [t["prob"] for t in pred["base_top"]]
+        assert {c["index"] for c in pred["agreement"]["rank_changes"]} <= {t["index"] for t in pred["base_top"]}
+    assert any("start from random weights" in w for w in r.warnings)
+    gated = analyze({**spec, "gate": True}, images=[data.chelsea(), data.coffee()], topk=5)
+    assert all(p["top"] == p["base_top"] and p["agreement"]["top1_agree"] for p in gated.predictions)
