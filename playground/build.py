@@ -21,10 +21,12 @@ from . import backbones
 from .errors import SpecError
 from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
 from .points import Point, Probe, probe
-from .spec import Composite, Leaf, ModuleSpec, Spec, load_spec, module_label
+from .spec import Composite, Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import apply_stem
 
 BASE_CACHE_SIZE = 4
+MAX_STITCHED_MODULES = 256  # catalog modules stitched in all: a glob's matches times each module's size
+MAX_STITCHED_PARAMS = 100_000_000  # parameters of all stitched modules together (four ResNet-50s)
 
 
 @dataclass
@@ -155,6 +157,33 @@ def _make(m: ModuleSpec, point: Point, where: str, warnings: list[str]) -> nn.Mo
     return Serial(*items) if m.kind == "serial" else Parallel(items, m.merge, C)
 
 
+def _meta_params(m: ModuleSpec, point: Point, where: str) -> int:
+    """Parameters `_make` would allocate at `point`, counted on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        return _n_params(_make(m, point, where, []))
+
+
+def _check_budget(spec: Spec, found: Probe) -> None:
+    """Refuse, before anything is allocated, stitching that would make too many modules or parameters: a glob
+    such as `*` times a composite multiplies fast, and one `rd_channels` can ask for gigabytes."""
+    n_modules, n_params, seen = 0, 0, {}
+    for i, ins in enumerate(spec.insert):
+        where = f"insert[{i}]"
+        pts = found.resolve(ins.at, f"{where}.at")
+        n_modules += module_count(ins.module) * len(pts)
+        if n_modules > MAX_STITCHED_MODULES:
+            raise SpecError(f"{where}: {ins.at!r} matches {len(pts)} point(s), {n_modules} stitched modules in all; "
+                            f"at most {MAX_STITCHED_MODULES}: use a narrower glob")
+        for point in pts:
+            key = (i, point.channels)
+            if key not in seen:
+                seen[key] = _meta_params(ins.module, point, f"{where}.module")
+            n_params += seen[key]
+            if n_params > MAX_STITCHED_PARAMS:
+                raise SpecError(f"{where}: the stitched modules would add {n_params / 1e6:,.0f} M parameters; at "
+                                f"most {MAX_STITCHED_PARAMS / 1e6:,.0f} M (check rd_channels / rd_ratio)")
+
+
 def _is_residual(m: ModuleSpec) -> bool:
     if isinstance(m, Leaf):
         return catalog()[m.name].residual
@@ -243,6 +272,7 @@ def build(spec: Union[Spec, dict, str]) -> Built:
         _head_norm(model, spec.head_norm, found, warnings)
     out_shape = found.calls[found.final_path].out.shape if found.final_path else None
 
+    _check_budget(spec, found)
     insertions: list[Insertion] = []
     for i, ins in enumerate(spec.insert):
         where = f"insert[{i}]"

@@ -5,11 +5,18 @@ import difflib
 from typing import Iterable
 
 
+MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
+
+
 class SpecError(ValueError):
     """A spec (or an input derived from one) cannot be built. The message is one line meant for the user."""
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        message = " ".join(str(message).split())
+        if len(message) > MAX_MESSAGE_CHARS:
+            cut = len(message) - MAX_MESSAGE_CHARS + 40
+            message = f"{message[:360]} … ({cut:,} characters cut) … {message[-(MAX_MESSAGE_CHARS - 400):]}"
+        super().__init__(message)
 
 
 def close_matches(value: str, allowed: Iterable[str], n: int = 3) -> str:

@@ -49,7 +49,9 @@ class Latency:
 
     `median_ms` and `iqr_ms` are per forward pass of the whole batch; `times_ms` are the measured blocks' mean
     times per forward pass (the distribution the median and IQR come from); `throughput` is images/s;
-    `tflops` the achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known).
+    `tflops` the achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known). `started_at` and
+    `finished_at` are the wall-clock times (`time.time()`, seconds since the epoch) at which this run entered and
+    left the section that holds the device (`_LOCK`: copy, warm-up, timing): two runs' intervals never overlap.
     """
     device: str
     batch: int
@@ -62,6 +64,8 @@ class Latency:
     throughput: float
     tflops: float | None
     times_ms: list[float] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -168,10 +172,12 @@ def measure_latency(
     report = progress or (lambda fraction, message: None)
 
     with _LOCK:
+        started_at = time.time()
         measurement = _measure(model, dev, amp_dtype, (batch, in_chans, height, width), channels_last, compile,
                                warmup, threads, min_run_time, max_run_time, report)
         if dev.type == "cuda":
             torch.cuda.empty_cache()  # the copy is gone: hand its memory back before the next run
+        finished_at = time.time()
         report(1.0, "done")
 
     median_ms = float(measurement.median) * 1e3
@@ -187,4 +193,6 @@ def measure_latency(
         throughput=batch * 1e3 / median_ms,
         tflops=2 * macs_per_image * batch / (median_ms * 1e-3) / 1e12 if macs_per_image is not None else None,
         times_ms=[float(t) * 1e3 for t in measurement.times],
+        started_at=started_at,
+        finished_at=finished_at,
     )

@@ -30,6 +30,8 @@ from .modules import MERGES, check_args, get_entry
 
 MAX_SPEC_BYTES = 256 * 1024
 MAX_INSERTS = 64
+MAX_MODULE_DEPTH = 4  # composites nested in composites, at most this deep
+MAX_MODULE_LEAVES = 16  # catalog modules in one insertion's module (YAML anchors make nesting exponential)
 MAX_IMG_SIZE = 1024
 MIN_IMG_SIZE = 16
 
@@ -145,6 +147,10 @@ def parse_text(text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"spec: not valid YAML{where}: {problem}") from None
+    except RecursionError:  # the parser recurses per level: `[[[[...]]]]` thousands deep
+        raise SpecError("spec: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as e:  # a constructor's own limit: an integer of more than 4300 digits
+        raise SpecError(f"spec: not valid YAML: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
 
 # ---- validation
@@ -245,8 +251,16 @@ def _parse_insert(x: Any, where: str) -> InsertSpec:
     return InsertSpec(at, module)
 
 
-def parse_module(m: Any, where: str) -> ModuleSpec:
-    """`se` | `{name: se, args: {...}}` | `{serial: [...]}` | `{parallel: [...], merge: add|mul|concat}`."""
+def module_count(m: ModuleSpec) -> int:
+    """How many catalog modules a module spec makes."""
+    return 1 if isinstance(m, Leaf) else sum(module_count(x) for x in m.items)
+
+
+def parse_module(m: Any, where: str, depth: int = 0) -> ModuleSpec:
+    """`se` | `{name: se, args: {...}}` | `{serial: [...]}` | `{parallel: [...], merge: add|mul|concat}`.
+
+    Composites nest at most MAX_MODULE_DEPTH deep and hold at most MAX_MODULE_LEAVES catalog modules.
+    """
     if isinstance(m, str):
         return _leaf(m, {}, where)
     if not isinstance(m, dict):
@@ -260,6 +274,8 @@ def parse_module(m: Any, where: str) -> ModuleSpec:
                         f"got keys {', '.join(map(str, m)) or 'none'}")
     kind = kinds[0]
     _mapping(m, where, (kind, "merge") if kind == "parallel" else (kind,))
+    if depth >= MAX_MODULE_DEPTH:
+        raise SpecError(f"{where}: composites nested more than {MAX_MODULE_DEPTH} deep")
     items = m[kind]
     if not isinstance(items, list) or not 1 <= len(items) <= 8:
         raise SpecError(f"{where}.{kind}: expected a list of 1 to 8 modules")
@@ -268,7 +284,11 @@ def parse_module(m: Any, where: str) -> ModuleSpec:
         merge = m.get("merge", "add")
         if merge not in MERGES:
             raise SpecError(f"{where}.merge: {merge!r} is not one of {', '.join(MERGES)}")
-    return Composite(kind, tuple(parse_module(x, f"{where}.{kind}[{i}]") for i, x in enumerate(items)), merge)
+    out = Composite(kind, tuple(parse_module(x, f"{where}.{kind}[{i}]", depth + 1) for i, x in enumerate(items)),
+                    merge)
+    if module_count(out) > MAX_MODULE_LEAVES:
+        raise SpecError(f"{where}: {module_count(out)} modules in one composite; at most {MAX_MODULE_LEAVES}")
+    return out
 
 
 def _leaf(name: str, args: Any, where: str) -> Leaf:

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import html
 import importlib.util
+import io
 import json
 import logging
 import pprint
@@ -39,6 +40,7 @@ from .errors import SpecError
 from .modules import MERGES, catalog
 from .presets import list_presets, load_preset, preset_files
 from .spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
+from .zerogpu import gpu
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ DEFAULT_PRESET = "efficientnet_lite0"
 MAX_UPLOAD = "10mb"  # launch(max_file_size=...): photos for predictions
 MAX_TEXT_CHARS = 300_000  # tree / layer table / diff shown in the page; the JSON keeps everything
 LATENCY_GROUP = "latency"  # one latency measurement at a time, UI and API alike
+GPU_SECONDS = 180  # ZeroGPU: the longest one device run may hold the GPU (latency with torch.compile)
 EXPORT_TTL_S = 3600
 COMBINE = ("serial",) + tuple(f"parallel · {m}" for m in MERGES)
 INSERT_HEADERS = ["at", "module", "args"]
@@ -70,6 +73,59 @@ def user_errors(fn: Callable) -> Callable:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise gr.Error(f"internal error ({type(e).__name__}): {first}", title="Something broke") from None
     return wrapper
+
+
+def _upload(payload: Any) -> Any:
+    """What an image input carries: the uploaded file's path, the bytes of a `data:` URL, or None."""
+    url = str(getattr(payload, "url", None) or "")
+    if url.startswith("data:"):
+        try:
+            return base64.b64decode(url.partition(",")[2])
+        except (binascii.Error, ValueError):
+            return b""
+    return getattr(payload, "path", None)
+
+
+def photo_input(**kwargs: Any) -> gr.Image:
+    """A `gr.Image` (filepath) whose upload, when it is not a decodable image of an accepted size, is refused with
+    the one-line message of `images.load_image` ("image 'x.png' is not a recognised image: ...") instead of
+    Gradio's "the upstream app has raised an exception" and a traceback in the log. The pixel limit is checked on
+    the header, before Gradio decodes (and converts) the image: a 13000x13000 grey PNG is 160 KB, and a `data:`
+    URL does not even count against the upload limit.
+
+    The component's `preprocess` is wrapped on the instance: a subclass would make Gradio write a `.pyi` stub next
+    to this module.
+    """
+    image = gr.Image(type="filepath", **kwargs)
+    gradio_preprocess = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        from PIL import Image
+
+        from .images import ACCEPTED, MAX_IMAGE_PIXELS, load_image
+        source = _upload(payload)
+        try:
+            if source:
+                with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as im:  # the header
+                    if im.width * im.height > MAX_IMAGE_PIXELS:
+                        raise ValueError("too many pixels")  # load_image below says so in its words
+            return gradio_preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:
+            name = Path(getattr(payload, "orig_name", None) or getattr(payload, "path", None) or "image").name
+            if source is not None:
+                try:
+                    load_image(source, name=name)
+                except SpecError as bad:
+                    raise gr.Error(str(bad), title="Cannot read that image", print_exception=False) from None
+                except Exception:  # not decodable either way: the generic message below
+                    pass
+            raise gr.Error(f"image '{name}' cannot be read ({type(e).__name__}): give {ACCEPTED}",
+                           title="Cannot read that image", print_exception=False) from None
+
+    image.preprocess = preprocess
+    return image
 
 
 # ---- specs from the page: YAML text or a preset name, never a server file path
@@ -593,6 +649,23 @@ def render_report(r: dict, seconds: Optional[float] = None) -> list[Any]:
     ]
 
 
+# ---- runs of the model on the device (ZeroGPU: these hold a GPU while they run; see zerogpu.py)
+
+@gpu(duration=GPU_SECONDS)
+def analyze_on_device(spec: Spec, *, latency: Optional[dict] = None, images: Optional[list] = None, topk: int = 5,
+                      progress: Optional[Callable[[float, str], None]] = None):
+    """`analyze` for an analysis that runs the model (a latency run, predictions); holds a GPU on ZeroGPU."""
+    return analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
+
+
+def run_analysis(spec: Spec, *, latency: Optional[dict] = None, images: Optional[list] = None, topk: int = 5,
+                 progress: Optional[Callable[[float, str], None]] = None):
+    """`analyze`, on the device when it runs the model; a static analysis (counts, shapes) needs no GPU."""
+    if latency or images:
+        return analyze_on_device(spec, latency=latency, images=images, topk=topk, progress=progress)
+    return analyze(spec, topk=topk, progress=progress)
+
+
 # ---- actions
 
 def _progress(progress: Any, lo: float = 0.0, hi: float = 1.0) -> Callable[[float, str], None]:
@@ -611,7 +684,7 @@ def _images(image: Optional[str]) -> Optional[list]:
 def analyze_ui(text: str, image: Optional[str], topk: int, progress=gr.Progress()) -> list[Any]:
     """Analyze button: build, count, tabulate (and predict when a photo is there)."""
     start = time.perf_counter()
-    report = analyze(parse_spec(text), images=_images(image), topk=int(topk or 5), progress=_progress(progress))
+    report = run_analysis(parse_spec(text), images=_images(image), topk=int(topk or 5), progress=_progress(progress))
     return render_report(report.to_dict(), time.perf_counter() - start)
 
 
@@ -620,7 +693,7 @@ def predict_ui(text: str, image: Optional[str], topk: int) -> tuple[Any, str]:
     """A photo was uploaded or picked: top-k of the base and the stitched model."""
     if not image:
         return None, predictions_md({"predictions": [], "weights": True})
-    r = analyze(parse_spec(text), images=[image], topk=int(topk or 5)).to_dict()
+    r = run_analysis(parse_spec(text), images=[image], topk=int(topk or 5)).to_dict()
     return plots.predictions_figure(r["predictions"][0]), predictions_md(r)
 
 
@@ -629,12 +702,15 @@ def latency_options(device: str, batch: Any, dtype: str, channels_last: bool, co
             "channels_last": bool(channels_last), "compile": bool(compile)}
 
 
-def measure(spec: Spec, opts: dict, progress: Callable[[float, str], None]) -> tuple[dict, dict, Optional[dict]]:
+@gpu(duration=GPU_SECONDS)
+def measure(spec: Spec, opts: dict, *, progress: Optional[Callable[[float, str], None]] = None
+            ) -> tuple[dict, dict, Optional[dict]]:
     """(report, latency, base latency): the stitched model timed and, when the spec changes the backbone, the base.
 
-    `opts` are `measure_latency` options (device, batch, dtype, channels_last, compile).
+    `opts` are `measure_latency` options (device, batch, dtype, channels_last, compile). Holds a GPU on ZeroGPU.
     """
     from .latency import measure_latency
+    progress = progress or (lambda f, m: None)
     report = analyze(spec).to_dict()
     built = cached_build(spec)
     modified = is_modified(report["spec"])
@@ -656,7 +732,7 @@ def latency_ui(text: str, device: str, batch: Any, dtype: str, channels_last: bo
     """Measure button: (summary with the latency card, latency table, distribution plot)."""
     spec = parse_spec(text)
     r, latency, base = measure(spec, latency_options(device, batch, dtype, channels_last, compile),
-                               _progress(progress))
+                               progress=_progress(progress))
     return summary_html(r, latency, base), latency_html(latency, base), plots.latency_figure(latency, base)
 
 
@@ -695,10 +771,10 @@ def compare_reports(text_a: str, text_b: str, latency: bool = False,
     """Analyze A and B on the sample photos (and time them when asked): (report A, report B, compare_data)."""
     images = sample_images()
     opts = {"device": "auto", "batch": 1, "dtype": "fp32"} if latency else None
-    a = analyze(parse_spec(text_a), latency=opts, images=images, topk=5,
-                progress=lambda f, m: progress(f / 2, f"A: {m}"))
-    b = analyze(parse_spec(text_b), latency=opts, images=images, topk=5,
-                progress=lambda f, m: progress(0.5 + f / 2, f"B: {m}"))
+    a = run_analysis(parse_spec(text_a), latency=opts, images=images, topk=5,
+                     progress=lambda f, m: progress(f / 2, f"A: {m}"))
+    b = run_analysis(parse_spec(text_b), latency=opts, images=images, topk=5,
+                     progress=lambda f, m: progress(0.5 + f / 2, f"B: {m}"))
     a, b = a.to_dict(), b.to_dict()
     return a, b, compare_data(a, b)
 
@@ -900,14 +976,14 @@ def api_analyze(spec: str, latency: bool = False, device: str = "auto", batch: i
     With latency=true the forward pass is timed (one measurement at a time on the server).
     """
     opts = latency_options(device, batch, dtype, False, False) if latency else None
-    return analyze(parse_spec(spec), latency=opts).to_json()
+    return run_analysis(parse_spec(spec), latency=opts).to_json()
 
 
 def api_predict(spec: str, image: Optional[str], topk: float = 5) -> str:
     """Top-k classes of the stitched and the base model for one photo, with their agreement (JSON text)."""
     if not image:
         raise SpecError("predict: give an image (gradio_client.handle_file('photo.jpg'))")
-    r = analyze(parse_spec(spec), images=[image], topk=int(topk or 5))
+    r = run_analysis(parse_spec(spec), images=[image], topk=int(topk or 5))
     return _json({"predictions": r.predictions, "warnings": r.warnings, "pretrained": r.weights is not None})
 
 
@@ -1082,7 +1158,7 @@ def _report_panel(c: dict, samples: list[str]) -> None:
         with gr.Tab("Predictions", id="predictions"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=220):
-                    c["image"] = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"],
+                    c["image"] = photo_input(label="Photo", sources=["upload", "clipboard"],
                                           height=240, elem_id="photo")
                     gr.Examples([[p] for p in samples], inputs=[c["image"]], label="Sample photos (scikit-image)",
                                 cache_examples=False)
@@ -1134,10 +1210,10 @@ def _export_panel(c: dict) -> None:
 
 
 def _api_components(c: dict) -> None:
-    """Hidden inputs of the `predict` endpoint: a real gr.Image, so uploads are checked like the page's."""
+    """Hidden inputs of the `predict` endpoint: an image component, so uploads are checked like the page's."""
     with gr.Row(visible=False):
         c["api_spec"] = gr.Textbox()
-        c["api_image"] = gr.Image(type="filepath")
+        c["api_image"] = photo_input()
         c["api_topk"] = gr.Number(5, precision=0)
         c["api_out"] = gr.Textbox()
         c["api_go"] = gr.Button()

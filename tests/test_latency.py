@@ -51,7 +51,9 @@ def test_cpu_measurement():
     assert torch.get_num_threads() == threads  # restored
     assert model.training and next(model.parameters()).device.type == "cpu"  # the caller's model is untouched
     assert set(dataclasses.asdict(r)) == {"device", "batch", "dtype", "channels_last", "compiled", "threads",
-                                          "median_ms", "iqr_ms", "throughput", "tflops", "times_ms"}
+                                          "median_ms", "iqr_ms", "throughput", "tflops", "times_ms",
+                                          "started_at", "finished_at"}
+    assert 0 < r.started_at < r.finished_at
 
 
 def test_cpu_bf16_channels_last_and_progress():
@@ -102,6 +104,8 @@ def test_concurrent_measurements_do_not_overlap():
     # all forward calls of one measurement come before all of the other's: at most one switch of thread
     switches = sum(a != b for a, b in zip(CALLS, CALLS[1:]))
     assert len(set(CALLS)) == 2 and switches == 1
+    first, second = sorted(results, key=lambda r: r.started_at)
+    assert first.finished_at <= second.started_at  # the reported intervals say so too
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
