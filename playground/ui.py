@@ -131,15 +131,16 @@ def photo_input(**kwargs: Any) -> gr.Image:
 # ---- specs from the page: YAML text or a preset name, never a server file path
 
 def parse_spec(text: str) -> Spec:
-    """A Spec from YAML text or a preset name.
-
-    Unlike `load_spec`, a one-line `x.yaml` is not read from the server's disk: text from a browser or an API
-    call is only ever parsed.
-    """
+    """A Spec from YAML text or a preset name. Text from a browser or an API call is only ever parsed: it can
+    name no file on the server (no spec file, no `checkpoint`)."""
     text = text or ""
     if text.strip() in preset_files():
         return load_preset(text.strip())
-    return Spec.from_dict(parse_text(text))
+    spec = Spec.from_dict(parse_text(text))
+    if spec.checkpoint:
+        raise SpecError("checkpoint: the web app loads no files from the server; use pretrained: true here, or "
+                        "a local checkpoint with the CLI or Python (python -m playground report SPEC)")
+    return spec
 
 
 # ---- share links: the spec as base64url YAML in the query string

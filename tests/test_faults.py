@@ -363,3 +363,11 @@ def test_interleaved_clients_get_their_own_results(server):
             else:
                 (p,) = r["predictions"]
                 assert p["image"] == ui.Path(photos[k]).name and len(p["top"]) == topk[k]
+
+
+def test_specs_from_the_web_name_no_server_file(client):
+    """A spec's `checkpoint` would make the server read a file of its own: the web app refuses it in one line."""
+    with pytest.raises(Exception) as info:
+        client.predict("backbone: resnet18\ncheckpoint: model.safetensors", api_name="/analyze")
+    assert "checkpoint: the web app loads no files from the server" in assert_clean(info.value)
+    assert_serving(client)
