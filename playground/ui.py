@@ -15,17 +15,14 @@ import binascii
 import dataclasses
 import functools
 import html
-import importlib.util
 import io
 import json
 import logging
-import pprint
 import re
 import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -37,6 +34,7 @@ from . import plots
 from .analyze import analyze, cached_build
 from .backbones import HEAD_NORMS, all_backbones, curated_backbones, default_img_size
 from .errors import SpecError
+from .export import export, onnx_missing, python_snippet
 from .modules import MERGES, catalog
 from .presets import list_presets, load_preset, preset_files
 from .spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
@@ -809,17 +807,9 @@ def compare_ui(text_a: str, text_b: str, latency: bool, progress=gr.Progress()) 
 
 # ---- export
 
-def python_snippet(spec: Spec) -> str:
-    """Python that rebuilds the model with the builder."""
-    data = pprint.pformat(spec.to_dict(), sort_dicts=False, width=100)
-    return ("import playground as pg\n\n"
-            f"built = pg.build({data})\n"
-            "model = built.model  # the stitched model, eval mode; built.base is the unmodified backbone\n"
-            "for ins in built.insertions:  # where each module went\n"
-            "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
-
-
-EXPORTS = ("Spec (YAML)", "Python snippet", "TorchScript (.pt)", "ONNX (.onnx)", "State dict (.safetensors)")
+# Export labels shown in the page -> playground.export formats
+EXPORTS = {"Spec (YAML)": "yaml", "Python snippet": "python", "TorchScript (.pt)": "torchscript",
+           "ONNX (.onnx)": "onnx", "State dict (.safetensors)": "safetensors"}
 
 
 def _slug(spec: Spec) -> str:
@@ -839,57 +829,11 @@ def _export_dir() -> Path:
     return d
 
 
-def onnx_missing() -> Optional[str]:
-    """Why ONNX export is impossible here, or None."""
-    missing = [p for p in ("onnx", "onnxscript") if importlib.util.find_spec(p) is None]
-    if missing:
-        return (f"ONNX export needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}, not "
-                f"installed on this server (pip install onnx onnxscript); TorchScript and the state dict work "
-                f"without them")
-    return None
-
-
-def export_file(spec: Spec, fmt: str, progress: Callable[[float, str], None] = lambda f, m: None) -> Path:
-    """Write the spec or the model in `fmt` (one of EXPORTS); a SpecError when that is impossible."""
-    import torch
-    if fmt not in EXPORTS:
-        raise SpecError(f"export: {fmt!r} is not one of {', '.join(EXPORTS)}")
-    if fmt == EXPORTS[3] and onnx_missing():
-        raise SpecError(f"export: {onnx_missing()}")
-    out = _export_dir() / _slug(spec)
-    if fmt == EXPORTS[0]:
-        path = out.with_suffix(".yaml")
-        path.write_text(spec_yaml(spec), encoding="utf-8")
-        return path
-    if fmt == EXPORTS[1]:
-        path = out.with_suffix(".py")
-        path.write_text(python_snippet(spec), encoding="utf-8")
-        return path
-    progress(0.1, "building the model")
-    built = cached_build(spec)
-    model = built.model.eval()
-    x = torch.zeros(1, 3, built.img_size, built.img_size)
-    progress(0.4, f"exporting {fmt}")
-    try:
-        if fmt == EXPORTS[2]:
-            path = out.with_suffix(".pt")
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.jit.save(torch.jit.trace(model, x, check_trace=False), str(path))
-        elif fmt == EXPORTS[3]:
-            path = out.with_suffix(".onnx")
-            torch.onnx.export(model, (x,), str(path), dynamo=True)
-        else:
-            from safetensors.torch import save_model
-            path = out.with_suffix(".safetensors")
-            save_model(model, str(path), metadata={"spec": spec.to_yaml(), "format": "pt"})
-    except SpecError:
-        raise
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise SpecError(f"export: {fmt} failed for {spec.backbone}: {first}") from None
-    progress(1.0, "done")
-    return path
+def export_file(spec: Spec, label: str, progress: Callable[[float, str], None] = lambda f, m: None) -> Path:
+    """Write the spec or the model as the page's export `label` (a key of EXPORTS) into a fresh download folder."""
+    if label not in EXPORTS:
+        raise SpecError(f"export: {label!r} is not one of {', '.join(EXPORTS)}")
+    return export(spec, EXPORTS[label], _export_dir() / _slug(spec), progress)
 
 
 @user_errors
@@ -1198,7 +1142,7 @@ def _export_panel(c: dict) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Export\nThe spec of the Playground tab, or the stitched model built from it.")
-            c["fmt"] = gr.Radio(list(EXPORTS), value=EXPORTS[0], label="format")
+            c["fmt"] = gr.Radio(list(EXPORTS), value=next(iter(EXPORTS)), label="format")
             c["export"] = gr.Button("Export", variant="primary")
             c["export_status"] = gr.Markdown()
             c["export_file"] = gr.File(label="download", interactive=False)
