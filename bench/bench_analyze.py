@@ -10,7 +10,6 @@ Prints a Markdown table per part; numbers are ratios measured in one run.
 """
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys

@@ -21,7 +21,7 @@ from . import backbones
 from .errors import SpecError
 from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
 from .points import Point, Probe, probe
-from .spec import Composite, Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
+from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import apply_stem
 
 BASE_CACHE_SIZE = 4

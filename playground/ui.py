@@ -34,7 +34,7 @@ from . import plots
 from .analyze import analyze, cached_build
 from .backbones import HEAD_NORMS, all_backbones, curated_backbones, default_img_size
 from .errors import SpecError
-from .export import export, onnx_missing, python_snippet
+from .export import export, onnx_missing, python_snippet  # noqa: F401  onnx_missing: the page says why
 from .modules import MERGES, catalog
 from .presets import list_presets, load_preset, preset_files
 from .spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text

@@ -25,3 +25,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app (fresh Blocks, app.py's queue and launch settings) on a free loopback port; closed afterwards."""
+    import socket
+
+    import app
+    from playground import ui
+    demo = ui.build_demo()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    gradio_client = pytest.importorskip("gradio_client")
+    return gradio_client.Client(server, verbose=False)

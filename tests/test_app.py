@@ -2,41 +2,18 @@
 pure helpers: spec <-> controls, share links, rendering, export."""
 import json
 import shutil
-import socket
 
 import httpx
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
-import app  # noqa: E402
 from playground import ui  # noqa: E402
 from playground.errors import SpecError  # noqa: E402
 from playground.spec import load_spec  # noqa: E402
 
 SE_STAGE3 = "backbone: resnet18\ninsert:\n  - {at: stage3, module: se}\n"
 SE_256_PARAMS = 256 * 16 + 16 + 16 * 256 + 256  # timm SEModule on 256 channels, reduction 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The app (fresh Blocks, app.py's queue and launch settings) on a free port; closed afterwards."""
-    demo = ui.build_demo()
-    port = free_port()
-    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return gradio_client.Client(server, verbose=False)
 
 
 def call(client, *args, api_name):

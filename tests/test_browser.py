@@ -5,7 +5,6 @@ browser download). Screenshots go to `out/browser/` (git-ignored), or to $PLAYGR
 """
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ if not Path(CHROMIUM).is_file():
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-import app  # noqa: E402
 from playground import ui  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -32,14 +30,8 @@ def shots() -> Path:
 
 
 @pytest.fixture(scope="module")
-def url():
-    demo = ui.build_demo()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+def url(server):
+    return server
 
 
 @pytest.fixture(scope="module")

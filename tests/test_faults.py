@@ -9,7 +9,6 @@ sizes, and hypothesis runs a fixed (derandomized) set of examples, so the module
 import base64
 import io
 import json
-import socket
 import struct
 import threading
 import uuid
@@ -27,7 +26,6 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import app  # noqa: E402
 from playground import ui  # noqa: E402
 from playground.build import MAX_STITCHED_MODULES  # noqa: E402
 from playground.errors import MAX_MESSAGE_CHARS  # noqa: E402
@@ -38,27 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarn
 GOOD = "backbone: resnet18\nimg_size: 64\ninsert:\n  - {at: stage3, module: se}\n"
 SMALL = ("resnet18", "mobilenetv3_small_050", "vit_tiny_patch16_224", "efficientnet_lite0")
 NOT_CLEAN = ("Traceback", "upstream Gradio app", "internal error", "show_error", 'File "')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The app (fresh Blocks, app.py's queue and launch settings) on a free port; closed afterwards."""
-    demo = ui.build_demo()
-    port = free_port()
-    app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return gradio_client.Client(server, verbose=False)
 
 
 def assert_clean(error: BaseException) -> str:
