@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 COLD_PLAYGROUND = """
 import time, playground, playground.analyze as A, torchinfo, fvcore.nn

@@ -25,7 +25,7 @@ from .build import Built, build
 from .counts import count_macs, count_params
 from .errors import SpecError
 from .modules import Stitched
-from .points import Probe, meta_copy
+from .points import Probe, shape_runner
 from .spec import Spec, load_spec
 
 REPORT_CACHE_SIZE = 32
@@ -78,7 +78,7 @@ class _Grouper:
     """Maps module paths of the built model to 'stem' / 'stage<i>' / 'head' and to stitched-module indices."""
 
     def __init__(self, built: Built):
-        probe: Probe = built.probe
+        probe: Probe = built.probed()
         self.stages = probe.stages
         self.calls = probe.calls
         self.stitched = {p for p, m in built.model.named_modules() if isinstance(m, Stitched)}
@@ -193,15 +193,25 @@ def cached_build(spec: Union[Spec, dict, str]) -> Built:
 
 # ---- the analysis
 
-def _summary(model: nn.Module, img_size: int, depth: int) -> str:
-    """torchinfo's layer table, run on a meta-device copy (shapes and parameter counts need no compute)."""
+def _summary(built: Built, depth: int) -> str:
+    """torchinfo's layer table. Large models run on a meta-device copy (shapes and counts need no compute); a
+    model not probed yet is probed during torchinfo's forward pass, which then serves both."""
     import torchinfo
-    kw = dict(input_size=(1, 3, img_size, img_size), depth=depth, verbose=0, mode="eval",
-              col_names=("output_size", "num_params"), row_settings=("var_names",))
+    kw = dict(depth=depth, verbose=0, mode="eval", col_names=("output_size", "num_params"),
+              row_settings=("var_names",))
+    table: list[str] = []
+    if built.probe is None:
+        built.probed(lambda m, x: table.append(str(torchinfo.summary(m, input_data=x, device=x.device, **kw))))
+        if table:
+            return table[0]
+    runner, device = shape_runner(built.model)
+    size = (1, 3, built.img_size, built.img_size)
     try:
-        return str(torchinfo.summary(meta_copy(model), device="meta", **kw))
+        return str(torchinfo.summary(runner, input_size=size, device=device, **kw))
     except Exception:
-        return str(torchinfo.summary(model, device="cpu", **kw))
+        if device == "cpu":
+            raise
+        return str(torchinfo.summary(built.model, input_size=size, device="cpu", **kw))
 
 
 def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
@@ -220,6 +230,8 @@ def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
 def _static_report(built: Built, summary_depth: int, progress: Progress) -> Report:
     model, base = built.model, built.base
     step = progress or (lambda f, m: None)
+    step(0.2, "layer table (torchinfo)")
+    summary = _summary(built, summary_depth)
     grouper = _Grouper(built)
     n = len(built.insertions)
 
@@ -234,9 +246,8 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     base_macs, base_count = _base_mac_count(built, macs.total, m_insert)
     uncounted = sorted(set(macs.uncounted_ops) | set(base_count.uncounted_ops if base_count else []))
 
-    step(0.7, "layer table (torchinfo)")
-    summary = _summary(model, built.img_size, summary_depth)
-    tree, base_tree = str(model), str(base)
+    tree = str(model)
+    base_tree = tree if base is model else str(base)
     diff = "\n".join(difflib.unified_diff(base_tree.splitlines(), tree.splitlines(), "base", "stitched",
                                           lineterm="", n=2))
 
@@ -300,7 +311,8 @@ def analyze(
         built = cached_build(spec)
     static = _lru_get(_reports, key) if key else None
     if static is None:
-        static = _static_report(built, summary_depth, progress)
+        with built.lock:  # hooks (probe, fvcore, torchinfo) on a model other requests may be running
+            static = _static_report(built, summary_depth, progress)
         if key:
             _lru_put(_reports, key, static, REPORT_CACHE_SIZE)
     report = dataclasses.replace(static, warnings=list(static.warnings))
@@ -311,13 +323,15 @@ def analyze(
         unknown = sorted(set(opts) - LATENCY_OPTIONS)
         if unknown:
             raise SpecError(f"latency: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(LATENCY_OPTIONS))}")
-        result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"],
-                                 progress=lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"), **opts)
+        with built.lock:  # it deep-copies the model: not while another request has hooks on it
+            result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"],
+                                     progress=lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"), **opts)
         report.latency = dataclasses.asdict(result)
     if images:
         from .predict import predict
         step(0.9, "predicting")
-        preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size)
+        with built.lock:
+            preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size)
         report.predictions = [dataclasses.asdict(p) for p in preds]
         report.warnings += [w for w in warns if w not in report.warnings]
     step(1.0, "done")

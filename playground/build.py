@@ -20,7 +20,7 @@ from torch import nn
 from . import backbones
 from .errors import SpecError
 from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
-from .points import Point, Probe, probe
+from .points import Forward, Point, Probe, probe
 from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import apply_stem
 
@@ -48,17 +48,32 @@ class Insertion:
 
 @dataclass
 class Built:
-    """What `build` made. `base` is the unmodified backbone, shared with a bounded cache: treat it as read-only."""
+    """What `build` made. `base` is the unmodified backbone, shared with a bounded cache: treat it as read-only.
+    A spec that changes nothing gets one fresh model, which is both `model` and `base`."""
     spec: Spec
     model: nn.Module
     base: nn.Module
     img_size: int
-    points: list[Point]  # named points of the backbone after the stem change, before stitching
     insertions: list[Insertion]
     stem: Optional[dict] = None  # {path, before, after, grid} when the embedding was changed
     warnings: list[str] = field(default_factory=list)
     weights: Any = None  # weights.WeightsInfo or None
-    probe: Optional[Probe] = field(default=None, repr=False)
+    probe: Optional[Probe] = field(default=None, repr=False)  # of the model before stitching; lazy if unchanged
+    # held while anything hooks or runs the model: a Built from the analysis cache is shared between requests
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    def probed(self, forward: Optional[Forward] = None) -> Probe:
+        """The probe, run now if it was not needed to build (a spec that changes nothing); `forward` as in
+        `points.probe`, to share another tool's forward pass."""
+        with self.lock:
+            if self.probe is None:
+                self.probe = _probe(self.model, self.img_size, "backbone", forward)
+            return self.probe
+
+    @property
+    def points(self) -> list[Point]:
+        """Named points of the backbone after the stem change, before stitching."""
+        return self.probed().named_points()
 
     @property
     def delta_params(self) -> int:
@@ -113,16 +128,29 @@ def base_model(backbone: str, img_size: int, source=None) -> tuple[nn.Module, An
     return model, info
 
 
+_base_probes: "OrderedDict[tuple, Probe]" = OrderedDict()
+_probe_lock = threading.Lock()  # probing hooks the model: a shared (cached) base is probed by one thread at a time
+
+
 def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
     """The named insertion points of a backbone with their layout, channels and shape."""
     backbones.check_backbone(backbone)
     img_size = img_size or backbones.default_img_size(backbone)
-    return _probe(base_model(backbone, img_size)[0], img_size, backbone).named_points()
+    model, _ = base_model(backbone, img_size)
+    key = (backbone, img_size)
+    with _probe_lock:
+        found = _base_probes.get(key)
+        if found is None:  # a meta copy: the cached base may be running a prediction in another thread
+            found = _base_probes[key] = _probe(model, img_size, backbone, private=True)
+            while len(_base_probes) > BASE_CACHE_SIZE:
+                _base_probes.popitem(last=False)
+    return found.named_points()
 
 
-def _probe(model: nn.Module, img_size: int, what: str) -> Probe:
+def _probe(model: nn.Module, img_size: int, what: str, forward: Optional[Forward] = None,
+           private: bool = False) -> Probe:
     try:
-        return probe(model, img_size)
+        return probe(model, img_size, forward, private)
     except SpecError:
         raise
     except Exception as e:  # a forward pass that fails is a property of the spec, not a crash
@@ -243,22 +271,33 @@ def _head_norm(model: nn.Module, kind: str, found: Probe, warnings: list[str]) -
     return path
 
 
+def _changes_nothing(spec: Spec) -> bool:
+    return (not spec.insert and spec.stem.is_default() and not spec.head_norm and spec.num_classes is None
+            and spec.drop_path_rate is None)
+
+
 def build(spec: Union[Spec, dict, str]) -> Built:
     """Build the model a spec describes. See the module docstring for the order of work."""
     spec = load_spec(spec)
     img_size = spec.img_size or backbones.default_img_size(spec.backbone)
     source = _weights_source(spec)
-    base, info = base_model(spec.backbone, img_size, source)
     kwargs = backbones.create_kwargs(spec)
-    if kwargs:
+    if _changes_nothing(spec):  # the model is its own base: one fresh model, no copy, nothing cached to share
+        base, info = _create(spec.backbone, source, img_size)
+        model = base
+    elif kwargs:  # the constructor changes (classes, drop path): a model of its own, weights loaded by timm
+        base, _ = base_model(spec.backbone, img_size, source)
         model, info = _create(spec.backbone, source, img_size, **kwargs)
     else:
+        base, info = base_model(spec.backbone, img_size, source)
         model = copy.deepcopy(base)
     model.eval()
     warnings: list[str] = []
     if info is not None:  # the base's info is shared with the cache
         info = dataclasses.replace(info, missing=list(info.missing), unexpected=list(info.unexpected),
                                    reinitialised=list(info.reinitialised))
+    if _changes_nothing(spec):  # nothing to resolve or check: the probe runs when first asked (Built.probed)
+        return Built(spec, model, base, img_size, [], weights=info)
     found = _probe(model, img_size, "backbone")
 
     stem = None
@@ -301,4 +340,4 @@ def build(spec: Union[Spec, dict, str]) -> Built:
         if got != out_shape:
             raise SpecError(f"insert: the stitched model's features changed shape {list(out_shape)} -> "
                             f"{list(got)}; stitched modules must keep the shape")
-    return Built(spec, model, base, img_size, found.named_points(), insertions, stem, warnings, info, found)
+    return Built(spec, model, base, img_size, insertions, stem, warnings, info, found)

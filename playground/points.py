@@ -13,7 +13,7 @@ import fnmatch
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -209,19 +209,46 @@ def meta_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def probe(model: nn.Module, img_size: int) -> Probe:
+META_ABOVE_PARAMS = 50_000_000  # below this a real batch-1 forward is cheaper than a meta copy's (measured)
+
+
+def shape_runner(model: nn.Module) -> tuple[nn.Module, str]:
+    """What to run a shapes-only forward pass on: a meta copy for large models, the model itself otherwise."""
+    if sum(p.numel() for p in model.parameters()) > META_ABOVE_PARAMS:
+        try:
+            return meta_copy(model), "meta"
+        except Exception:
+            pass
+    return model, "cpu"
+
+
+Forward = Callable[[nn.Module, torch.Tensor], Any]
+
+
+def probe(model: nn.Module, img_size: int, forward: Optional[Forward] = None, private: bool = False) -> Probe:
     """One forward pass at batch 1 with hooks on every module: what ran, in which order, with which shapes.
 
-    Runs on a meta-device copy (shapes only, no compute); models the meta device cannot run (data-dependent
-    control flow, tensors held outside parameters and buffers) are probed with a real forward pass instead.
+    Large models run on a meta-device copy (shapes only, no compute); models the meta device cannot run
+    (data-dependent control flow, tensors held outside parameters and buffers) get a real forward pass instead.
+    `forward(module, x)`, if given, runs the pass instead of us (it must call `module(x)`), so another tool's
+    forward pass (torchinfo's) can serve as the probe's too. `private`: never hook `model` itself (it is shared
+    with other threads): probe a meta copy, or a real copy if the meta device cannot run it.
     """
-    try:
-        return _probe(meta_copy(model), img_size, "meta")
-    except Exception:
-        return _probe(model, img_size, "cpu")
+    runner, device = shape_runner(model)
+    if private:
+        try:
+            return _probe(meta_copy(model), img_size, "meta", forward)
+        except Exception:
+            return _probe(copy.deepcopy(model), img_size, "cpu", forward)
+    if device == "meta":
+        try:
+            return _probe(runner, img_size, "meta", forward)
+        except Exception:
+            pass
+    return _probe(model, img_size, "cpu", forward)
 
 
-def _probe(model: nn.Module, img_size: int, device: str) -> Probe:
+def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forward] = None) -> Probe:
     calls: dict[str, _Call] = {}
     clock = iter(range(1 << 62))
     handles = []
@@ -242,14 +269,25 @@ def _probe(model: nn.Module, img_size: int, device: str) -> Probe:
     x = torch.zeros(1, 3, img_size, img_size, device=device)
     was_training = model.training
     model.eval()
+    captured: list = []
     try:
-        with torch.inference_mode():
-            features = model.forward_features(x)
-            model.forward_head(features)
+        if forward is not None:  # timm's forward calls self.forward_features: catch its output on the way
+            forward_features = model.forward_features
+            model.forward_features = lambda *a, **k: captured.append(forward_features(*a, **k)) or captured[-1]
+            try:
+                forward(model, x)
+            finally:
+                del model.forward_features
+        if not captured:
+            calls.clear()
+            with torch.inference_mode():
+                captured.append(model.forward_features(x))
+                model.forward_head(captured[0])
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
+    features = captured[0]
 
     stages, blocks = _stages(model)
     calls = {p: c for p, c in calls.items() if c.end >= 0}

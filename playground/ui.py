@@ -714,14 +714,15 @@ def measure(spec: Spec, opts: dict, *, progress: Optional[Callable[[float, str],
     built = cached_build(spec)
     modified = is_modified(report["spec"])
     hi = 0.5 if modified else 1.0
-    latency = dataclasses.asdict(measure_latency(
-        built.model, built.img_size, macs_per_image=report["macs"]["total"], **opts,
-        progress=lambda f, m: progress(hi * f, f"stitched model: {m}" if modified else m)))
-    base = None
-    if modified:
-        base = dataclasses.asdict(measure_latency(
-            built.base, built.img_size, macs_per_image=report["macs"]["base_total"], **opts,
-            progress=lambda f, m: progress(0.5 + 0.5 * f, f"base backbone: {m}")))
+    with built.lock:  # measure_latency deep-copies the model: not while another request has hooks on it
+        latency = dataclasses.asdict(measure_latency(
+            built.model, built.img_size, macs_per_image=report["macs"]["total"], **opts,
+            progress=lambda f, m: progress(hi * f, f"stitched model: {m}" if modified else m)))
+        base = None
+        if modified:
+            base = dataclasses.asdict(measure_latency(
+                built.base, built.img_size, macs_per_image=report["macs"]["base_total"], **opts,
+                progress=lambda f, m: progress(0.5 + 0.5 * f, f"base backbone: {m}")))
     return {**report, "latency": latency}, latency, base
 
 

@@ -150,3 +150,22 @@ def test_ungated_se_changes_pretrained_predictions_and_says_so():
     assert any("start from random weights" in w for w in r.warnings)
     gated = analyze({**spec, "gate": True}, images=[data.chelsea(), data.coffee()], topk=5)
     assert all(p["top"] == p["base_top"] and p["agreement"]["top1_agree"] for p in gated.predictions)
+
+
+def test_concurrent_requests_share_cached_models_safely():
+    """The app serves requests in threads: the same cached models get probed, counted and run at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    from skimage import data
+    from playground.analyze import _builts, _reports
+    spec = {"backbone": "resnet18", "img_size": 96}
+    _reports.clear(), _builts.clear()
+    jobs = [lambda: analyze(spec).to_dict(), lambda: analyze(spec, images=[data.coffee()]).to_dict(),
+            lambda: [p.to_dict() for p in pg.points("resnet18", 96)],
+            lambda: analyze({**spec, "insert": [{"at": "stage2", "module": "se"}]}).to_dict()] * 3
+    with ThreadPoolExecutor(6) as pool:
+        results = [f.result() for f in [pool.submit(j) for j in jobs]]
+    plain = [r for r in results[0::4]] + [{k: v for k, v in r.items() if k != "predictions"} | {"predictions": None}
+                                           for r in results[1::4]]
+    assert all(r == plain[0] for r in plain)
+    assert all(r == results[2] for r in results[2::4]) and results[2][0]["name"] == "input"
+    assert len({r["params"]["total"] for r in results[3::4]}) == 1
