@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from .build import Built, build
+from .cache import LRU
 from .counts import count_macs, count_params
 from .errors import SpecError
 from .modules import Stitched
@@ -154,26 +154,9 @@ def _param_self_counts(model: nn.Module) -> dict[str, int]:
 
 # ---- caches
 
-_lock = threading.Lock()
-_reports: "OrderedDict[str, Report]" = OrderedDict()
-_builts: "OrderedDict[str, Built]" = OrderedDict()
-_base_macs: "OrderedDict[tuple, Any]" = OrderedDict()
-
-
-def _lru_get(cache: OrderedDict, key):
-    with _lock:
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-    return None
-
-
-def _lru_put(cache: OrderedDict, key, value, size: int) -> None:
-    with _lock:
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > size:
-            cache.popitem(last=False)
+_reports: LRU[Report] = LRU(REPORT_CACHE_SIZE)
+_builts: LRU[Built] = LRU(BUILT_CACHE_SIZE)
+_base_macs: LRU[Any] = LRU(16)
 
 
 def spec_key(spec: Spec) -> str:
@@ -183,12 +166,7 @@ def spec_key(spec: Spec) -> str:
 def cached_build(spec: Union[Spec, dict, str]) -> Built:
     """`build`, from a small LRU keyed by the normalised spec (the UI asks for the same spec repeatedly)."""
     spec = load_spec(spec)
-    key = spec_key(spec)
-    built = _lru_get(_builts, key)
-    if built is None:
-        built = build(spec)
-        _lru_put(_builts, key, built, BUILT_CACHE_SIZE)
-    return built
+    return _builts.get_or_make(spec_key(spec), lambda: build(spec))
 
 
 # ---- the analysis
@@ -219,11 +197,8 @@ def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
     s = built.spec
     if s.stem.is_default() and not s.head_norm and s.num_classes is None:
         return macs_total - sum(by_insert), None
-    key = (s.backbone, built.img_size)
-    hit = _lru_get(_base_macs, key)
-    if hit is None:
-        hit = count_macs(built.base, torch.zeros(1, 3, built.img_size, built.img_size))
-        _lru_put(_base_macs, key, hit, 16)
+    hit = _base_macs.get_or_make((s.backbone, built.img_size), lambda: count_macs(
+        built.base, torch.zeros(1, 3, built.img_size, built.img_size)))
     return hit.total, hit
 
 
@@ -251,27 +226,30 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     diff = "\n".join(difflib.unified_diff(base_tree.splitlines(), tree.splitlines(), "base", "stitched",
                                           lineterm="", n=2))
 
-    by_insert = [{**i.to_dict(), "params": p_insert[k], "macs": m_insert[k]} for k, i in enumerate(built.insertions)]
+    points = built.points
     shapes = [{"point": p.name, "layout": p.layout, "shape": p.shape, "reduction": p.reduction}
-              for p in built.points if ".block" not in p.name]
-    seen = {s["point"] for s in shapes}
-    shapes += [{"point": i.point.name, "layout": i.point.layout, "shape": i.point.shape,
-                "reduction": i.point.reduction} for i in built.insertions if i.point.name not in seen
-               and not seen.add(i.point.name)]
+              for p in points if ".block" not in p.name]
+    for i in built.insertions:  # stitching points beyond the stages (globs, blocks), once each
+        if all(s["point"] != i.point.name for s in shapes):
+            shapes.append({"point": i.point.name, "layout": i.point.layout, "shape": i.point.shape,
+                           "reduction": i.point.reduction})
+
+    def per_insert(name: str, counts: list[int]) -> list[dict]:
+        return [{"index": i.index, "point": i.point.name, "path": i.path, "module": i.label, name: counts[k]}
+                for k, i in enumerate(built.insertions)]
+
     warnings = list(built.warnings)
     if uncounted:
         warnings.append(f"macs: not counted (no handle): {', '.join(uncounted)}")
     return Report(
         spec=built.spec.to_dict(),
         params={"total": params.total, "trainable": params.trainable, "base_total": base_total,
-                "delta": params.total - base_total, "by_stage": p_stage, "by_insert": by_insert and
-                [{"index": d["index"], "point": d["point"], "path": d["path"], "module": d["module"],
-                  "params": d["params"]} for d in by_insert]},
+                "delta": params.total - base_total, "by_stage": p_stage,
+                "by_insert": per_insert("params", p_insert)},
         macs={"total": macs.total, "base_total": base_macs, "delta": macs.total - base_macs, "by_stage": m_stage,
-              "by_insert": [{"index": d["index"], "point": d["point"], "path": d["path"], "module": d["module"],
-                             "macs": d["macs"]} for d in by_insert],
+              "by_insert": per_insert("macs", m_insert),
               "by_operator": macs.by_operator, "uncounted_ops": uncounted, "unit": "MACs"},
-        points=[p.to_dict() for p in built.points],
+        points=[p.to_dict() for p in points],
         shapes=shapes,
         tree=tree,
         summary=summary,
@@ -309,12 +287,12 @@ def analyze(
         key = f"{spec_key(spec)}|{summary_depth}"
         step(0.05, "building the model")
         built = cached_build(spec)
-    static = _lru_get(_reports, key) if key else None
+    static = _reports.get(key) if key else None
     if static is None:
         with built.lock:  # hooks (probe, fvcore, torchinfo) on a model other requests may be running
             static = _static_report(built, summary_depth, progress)
         if key:
-            _lru_put(_reports, key, static, REPORT_CACHE_SIZE)
+            _reports.put(key, static)
     report = dataclasses.replace(static, warnings=list(static.warnings))
     if latency:
         from .latency import measure_latency

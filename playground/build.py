@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import backbones
+from .cache import LRU
 from .errors import SpecError
 from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
 from .points import Forward, Point, Probe, probe
@@ -86,8 +87,8 @@ def _n_params(m: nn.Module) -> int:
 
 # ---- base models: a small LRU, keyed by what determines them
 
-_bases: "OrderedDict[tuple, tuple[nn.Module, Any]]" = OrderedDict()
-_bases_lock = threading.Lock()
+_bases: LRU[tuple[nn.Module, Any]] = LRU(BASE_CACHE_SIZE)
+_base_probes: LRU[Probe] = LRU(BASE_CACHE_SIZE)
 
 
 def _weights_source(spec: Spec):
@@ -114,22 +115,10 @@ def _create(backbone: str, source, img_size: int, **kwargs) -> tuple[nn.Module, 
 
 def base_model(backbone: str, img_size: int, source=None) -> tuple[nn.Module, Any]:
     """The unmodified backbone (eval mode), from the cache when it was made before."""
-    key = (backbone, img_size, repr(source))
-    with _bases_lock:
-        if key in _bases:
-            _bases.move_to_end(key)
-            return _bases[key]
-    model, info = _create(backbone, source, img_size)
-    model.eval()
-    with _bases_lock:
-        _bases[key] = (model, info)
-        while len(_bases) > BASE_CACHE_SIZE:
-            _bases.popitem(last=False)
-    return model, info
-
-
-_base_probes: "OrderedDict[tuple, Probe]" = OrderedDict()
-_probe_lock = threading.Lock()  # probing hooks the model: a shared (cached) base is probed by one thread at a time
+    def make() -> tuple[nn.Module, Any]:
+        model, info = _create(backbone, source, img_size)
+        return model.eval(), info
+    return _bases.get_or_make((backbone, img_size, repr(source)), make)
 
 
 def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
@@ -137,13 +126,8 @@ def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
     backbones.check_backbone(backbone)
     img_size = img_size or backbones.default_img_size(backbone)
     model, _ = base_model(backbone, img_size)
-    key = (backbone, img_size)
-    with _probe_lock:
-        found = _base_probes.get(key)
-        if found is None:  # a meta copy: the cached base may be running a prediction in another thread
-            found = _base_probes[key] = _probe(model, img_size, backbone, private=True)
-            while len(_base_probes) > BASE_CACHE_SIZE:
-                _base_probes.popitem(last=False)
+    # probed on a private (meta) copy: the cached base may be running a prediction in another thread
+    found = _base_probes.get_or_make((backbone, img_size), lambda: _probe(model, img_size, backbone, private=True))
     return found.named_points()
 
 

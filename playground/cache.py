@@ -1,0 +1,45 @@
+"""A small thread-safe LRU: the only global state the library keeps (built models, reports, probes, counts)."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, Optional, TypeVar
+
+V = TypeVar("V")
+
+
+class LRU(Generic[V]):
+    """At most `size` entries; the least recently used goes first. (functools.lru_cache cannot be keyed by a
+    normalised spec, nor be read without computing.)"""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: "OrderedDict[Hashable, V]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Optional[V]:
+        with self._lock:
+            if key not in self._data:
+                return None
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def put(self, key: Hashable, value: V) -> V:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        """The cached value, or `make()` stored (made outside the lock: two threads may both make it once)."""
+        hit = self.get(key)
+        return hit if hit is not None else self.put(key, make())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
