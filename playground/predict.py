@@ -28,7 +28,8 @@ class Prediction:
     image: str
     top: list[dict[str, Any]]  # [{index, label, prob}], most probable first
     base_top: list[dict[str, Any]] | None = None  # the same for the unmodified base model
-    # {top1_agree, kl_divergence (base || modified, nats), rank_changes [{index, label, base_rank, rank}]}
+    # {top1_agree, kl_divergence (base || modified, nats), max_abs_logit_diff,
+    #  rank_changes [{index, label, base_rank, rank}]}
     agreement: dict[str, Any] | None = None
 
 
@@ -57,7 +58,7 @@ def class_labels(model: nn.Module, num_classes: int) -> tuple[list[str], str | N
 
 
 def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (N, C) in float32, the model in eval mode for the call."""
+    """Logits (N, C) in float32 on the CPU, the model in eval mode for the call."""
     param = next(model.parameters(), None)
     batch = batch.to(param.device, param.dtype) if param is not None else batch
     was_training = model.training
@@ -71,7 +72,7 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     if out.ndim != 2 or out.shape[1] < 1:
         raise SpecError(f'predictions need a classifier head; the model outputs shape {tuple(out.shape)} '
                         f'(num_classes is 0?)')
-    return F.softmax(out.float(), dim=-1).cpu()
+    return out.float().cpu()
 
 
 def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -79,15 +80,24 @@ def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[dict[str, A
     return [dict(index=int(i), label=labels[int(i)], prob=float(p)) for p, i in zip(values, indices)]
 
 
-def _agreement(base: torch.Tensor, mod: torch.Tensor, labels: Sequence[str], k: int) -> dict[str, Any]:
-    """Top-1 agreement, KL(base || modified) in nats, and where the base's top-k classes rank now (1 = first)."""
-    kl = F.kl_div(mod.clamp_min(1e-12).log(), base, reduction='sum')  # sum base * (log base - log mod)
+def _agreement(base_logits: torch.Tensor, logits: torch.Tensor, labels: Sequence[str], k: int) -> dict[str, Any]:
+    """Top-1 agreement, KL(base || modified) in nats, the largest logit difference, and where the base's top-k
+    classes rank now (1 = first).
+
+    KL is computed from both sides' log-softmax (one kernel, one layout), so equal logits give exactly 0 on any
+    CPU; a formula that logs one side's clamped probabilities differs from the other side's internal log in the
+    last bits, and more on CPUs whose vectorised log differs (AMD vs Intel).
+    """
+    base_log, mod_log = F.log_softmax(base_logits, dim=-1), F.log_softmax(logits, dim=-1)
+    base, mod = base_log.exp(), mod_log.exp()
+    kl = F.kl_div(mod_log, base_log, reduction='sum', log_target=True)  # sum base * (log base - log mod)
     rank = torch.empty_like(mod, dtype=torch.long)
     rank[mod.argsort(descending=True)] = torch.arange(1, mod.numel() + 1)
     base_order = base.argsort(descending=True)[:k]
     return dict(
         top1_agree=bool(base.argmax() == mod.argmax()),
         kl_divergence=max(float(kl), 0.0),
+        max_abs_logit_diff=float((base_logits - logits).abs().max()),
         rank_changes=[dict(index=int(i), label=labels[int(i)], base_rank=r + 1, rank=int(rank[i]))
                       for r, i in enumerate(base_order)],
     )
@@ -117,14 +127,16 @@ def predict(
     pil = [load_image(im, name) for im, name in zip(images, names)]
     transform = eval_transform(model, img_size)  # the base model shares the backbone's data config
     batch = torch.stack([transform(im) for im in pil])
-    probs = _forward(model, batch)
+    logits = _forward(model, batch)
+    probs = F.softmax(logits, dim=-1)
     warnings: list[str] = []
     mod_labels, warning = _labels(model, probs.shape[1], labels)
     warnings += [warning] if warning else []
 
-    base_probs = base_labels = None
+    base_logits = base_probs = base_labels = None
     if base_model is not None:
-        base_probs = _forward(base_model, batch)
+        base_logits = _forward(base_model, batch)
+        base_probs = F.softmax(base_logits, dim=-1)
         base_labels, warning = _labels(base_model, base_probs.shape[1], labels)
         if base_probs.shape[1] != probs.shape[1]:
             warnings.append(f'predictions: the base model has {base_probs.shape[1]} classes and the modified one '
@@ -138,7 +150,7 @@ def predict(
         if base_probs is not None:
             p.base_top = _top(base_probs[n], base_labels, topk)
             if base_probs.shape[1] == probs.shape[1]:
-                p.agreement = _agreement(base_probs[n], probs[n], mod_labels, topk)
+                p.agreement = _agreement(base_logits[n], logits[n], mod_labels, topk)
         out.append(p)
     return out, warnings
 
