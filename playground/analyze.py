@@ -5,8 +5,8 @@ DESIGN.md) rendered by the UI, printed by the CLI and asserted by the tests.
 
 Params and MACs are split three ways: `by_stage` (stem, stage1.., head; stitched modules count in the stage they
 sit in, so the parts add up to the total), `by_insert` (each stitched module) and `delta` against the base. The
-split works on "self" counts (a module's own parameters / ops, children excluded), mapped back to the backbone's
-original module paths through the `Stitched` wrappers.
+split works on "self" counts (a module's own parameters / ops, children excluded); stitching keeps the backbone's
+module paths (see `stitch`), so every count maps back to them directly.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from .build import Built, build
 from .cache import LRU
 from .counts import count_macs, count_params
 from .errors import SpecError
-from .modules import Stitched
 from .points import Probe, shape_runner
 from .spec import Spec, load_spec
 
@@ -64,26 +63,14 @@ class Report:
 
 # ---- grouping counts by stage
 
-def _original_path(path: str, stitched: set[str]) -> str:
-    """'layer1.body.0.conv1' -> 'layer1.0.conv1' when layer1 is a Stitched wrapper."""
-    parts, out = path.split("."), []
-    for i, part in enumerate(parts):
-        if part == "body" and ".".join(parts[:i]) in stitched:
-            continue
-        out.append(part)
-    return ".".join(out)
-
-
 class _Grouper:
     """Maps module paths of the built model to 'stem' / 'stage<i>' / 'head' and to stitched-module indices."""
 
     def __init__(self, built: Built):
-        probe: Probe = built.probed()
-        self.stages = probe.stages
-        self.calls = probe.calls
-        self.stitched = {p for p, m in built.model.named_modules() if isinstance(m, Stitched)}
+        self.probe: Probe = built.probed()
+        self.stages = self.probe.stages
         self.inserts = [(i.path, k) for k, i in enumerate(built.insertions)]
-        self.insert_group = [self.group_of_original(i.point.path) for i in built.insertions]
+        self.insert_group = [self.probe.stage_of(i.point.path) for i in built.insertions]
         self.names = ["stem"] + [f"stage{i}" for i in range(1, len(self.stages) + 1)] + ["head"]
 
     def insert_index(self, path: str) -> Optional[int]:
@@ -92,32 +79,11 @@ class _Grouper:
                 return k
         return None
 
-    def group_of_original(self, path: str) -> str:
-        for i, s in enumerate(self.stages, 1):
-            if path == s or path.startswith(s + "."):
-                return f"stage{i}"
-        if not path or any(s.startswith(path + ".") for s in self.stages):
-            return "stem"  # the root's own parameters (cls token, position embedding) and container overhead
-        call = self._call(path)
-        if call is None:
-            return "head"
-        for i, s in enumerate(self.stages, 1):  # runs between stages: feeds the next one (EfficientNet blocks.3)
-            if call.start < self.calls[s].start:
-                return "stem" if i == 1 else f"stage{i}"
-        return "head"
-
-    def _call(self, path: str):
-        while path:
-            if path in self.calls:
-                return self.calls[path]
-            path = path.rpartition(".")[0]
-        return None
-
     def group(self, path: str) -> tuple[str, Optional[int]]:
         k = self.insert_index(path)
         if k is not None:
             return self.insert_group[k], k
-        return self.group_of_original(_original_path(path, self.stitched)), None
+        return self.probe.stage_of(path), None
 
 
 def _self_counts(by_module: dict[str, int]) -> dict[str, int]:
@@ -239,6 +205,8 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
                 for k, i in enumerate(built.insertions)]
 
     warnings = list(built.warnings)
+    for name, why in built.probed().unavailable.items():
+        warnings.append(f"points: {name} is left out: {why.split(': ', 1)[-1]}")
     if uncounted:
         warnings.append(f"macs: not counted (no handle): {', '.join(uncounted)}")
     return Report(

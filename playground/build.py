@@ -20,10 +20,11 @@ from torch import nn
 from . import backbones
 from .cache import LRU
 from .errors import SpecError
-from .modules import (LayoutAdapter, Gate, Parallel, Serial, Stitched, catalog, get_entry, se_hidden_width)
+from .modules import LayoutAdapter, Gate, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, Point, Probe, probe
 from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import apply_stem
+from .stitch import attach
 
 BASE_CACHE_SIZE = 4
 MAX_STITCHED_MODULES = 256  # catalog modules stitched in all: a glob's matches times each module's size
@@ -206,20 +207,9 @@ def _is_residual(m: ModuleSpec) -> bool:
 
 
 def _stitch(model: nn.Module, insertions: list[Insertion]) -> None:
-    """Attach each insertion's module before/after its target, deepest targets first."""
-    order = sorted(insertions, key=lambda i: (-i.point.path.count("."), i.index))
-    for ins in order:
-        parent_path, _, name = ins.point.path.rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
-        target = parent._modules[name]
-        if not isinstance(target, Stitched):
-            target = Stitched(target)
-            setattr(parent, name, target)
-        target.add(ins.module, ins.point.where)
-    where = {id(i.module): i for i in insertions}
-    for path, m in model.named_modules():
-        if id(m) in where:
-            where[id(m)].path = path
+    """Attach each insertion's module before/after its target (hooks: the backbone's names are kept)."""
+    for ins in sorted(insertions, key=lambda i: i.index):
+        ins.path = attach(model, ins.point.path, ins.module, ins.point.where, ins.point.index)
 
 
 _PASS_THROUGH = ("pool", "flatten", "drop", "identity")  # modules between the features and the classifier
@@ -293,7 +283,7 @@ def build(spec: Union[Spec, dict, str]) -> Built:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
     if spec.head_norm:
         _head_norm(model, spec.head_norm, found, warnings)
-    out_shape = found.calls[found.final_path].out.shape if found.final_path else None
+    out_shape = found.calls[found.final_path].map.shape if found.final_path else None
 
     _check_budget(spec, found)
     insertions: list[Insertion] = []
@@ -319,8 +309,12 @@ def build(spec: Union[Spec, dict, str]) -> Built:
                                                    for n, _ in i.module.named_parameters()})
 
     final = _probe(model, img_size, "insert") if insertions else found
+    silent = next((i for i in insertions if i.path not in final.calls), None)
+    if silent is not None:
+        raise SpecError(f"insert[{silent.index}]: {silent.point.name} ({silent.point.path}) is never called as a "
+                        f"module in the forward pass (its parent uses its weights directly); pick another point")
     if out_shape is not None and final.final_path:
-        got = final.calls[final.final_path].out.shape
+        got = final.calls[final.final_path].map.shape
         if got != out_shape:
             raise SpecError(f"insert: the stitched model's features changed shape {list(out_shape)} -> "
                             f"{list(got)}; stitched modules must keep the shape")

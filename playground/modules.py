@@ -206,6 +206,16 @@ class Gate(nn.Module):
         return x + self.gate * (self.module(x) - x)
 
 
+def laid_out_like(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`y` with `x`'s strides, values unchanged. The layers after a stitch point then see the memory layout they
+    saw in the base model: CPU kernels (oneDNN) are chosen by layout, and a different choice changes the last bits,
+    by different amounts on AMD and Intel. So a gated stitch (an identity at init) leaves every later bit as is."""
+    if y.stride() == x.stride() or y.shape != x.shape or any(s == 0 for s in x.stride()):
+        return y
+    out = torch.empty_strided(x.shape, x.stride(), dtype=y.dtype, device=y.device)
+    return out.copy_(y)
+
+
 class LayoutAdapter(nn.Module):
     """Run an NCHW module on a point of any layout.
 
@@ -222,6 +232,9 @@ class LayoutAdapter(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return laid_out_like(self._run(x), x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "NCHW":
             return self.module(x)
         if self.layout == "NHWC":
@@ -237,40 +250,3 @@ class LayoutAdapter(nn.Module):
             return f"layout={self.layout}"
         grid = f"{self.grid[0]}x{self.grid[1]}" if self.grid else "none"
         return f"layout=NLC, prefix_tokens={self.num_prefix_tokens}, grid={grid}"
-
-
-class Stitched(nn.Module):
-    """A module of the backbone with modules stitched before and/or after it.
-
-    Attribute lookups fall through to the wrapped module, so backbone code that reads e.g.
-    `model.patch_embed.grid_size` keeps working.
-    """
-
-    def __init__(self, body: nn.Module):
-        super().__init__()
-        self.body = body
-
-    def add(self, module: nn.Module, where: str = "after") -> str:
-        """Append `module` to the `before` or `after` chain; return its path relative to self."""
-        if where not in self._modules:
-            self.add_module(where, nn.Sequential())
-            for later in ("body", "after"):  # print in execution order: before, body, after
-                if later in self._modules:
-                    self._modules[later] = self._modules.pop(later)
-        chain: nn.Sequential = self._modules[where]
-        chain.append(module)
-        return f"{where}.{len(chain) - 1}"
-
-    def forward(self, *args, **kwargs):
-        if "before" in self._modules:
-            args = (self.before(args[0]),) + args[1:]
-        x = self.body(*args, **kwargs)
-        if "after" in self._modules:
-            x = self.after(x)
-        return x
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["body"], name)

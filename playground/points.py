@@ -37,11 +37,23 @@ class Point:
     grid: Optional[tuple[int, int]] = None  # spatial grid, None for tokens whose grid is unknown
     reduction: Optional[float] = None  # input size / grid size
     block: Optional[str] = None  # the residual block this point lies strictly inside, if any
+    index: Optional[int] = None  # the feature map's position when the module outputs a tuple or list
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "layout": self.layout, "channels": self.channels,
                 "shape": list(self.shape), "num_prefix_tokens": self.num_prefix_tokens,
-                "reduction": self.reduction}
+                "reduction": self.reduction, "output_index": self.index}
+
+
+def feature_map(out: Any) -> tuple[Optional[torch.Tensor], Optional[int]]:
+    """The feature map (a 3-D token or 4-D map tensor) in a module's output, and its index when the output is a
+    tuple or list (MViTv2 stages return (x, size), PiT's (x, cls_tokens)): the first such element."""
+    if isinstance(out, torch.Tensor):
+        return (out, None) if out.ndim in (3, 4) else (None, None)
+    if isinstance(out, (tuple, list)):
+        return next(((o, i) for i, o in enumerate(out) if isinstance(o, torch.Tensor) and o.ndim in (3, 4)),
+                    (None, None))
+    return None, None
 
 
 @dataclass
@@ -50,6 +62,10 @@ class _Call:
     end: int = -1
     inp: Optional[torch.Tensor] = None
     out: object = None
+
+    @property
+    def map(self) -> Optional[torch.Tensor]:
+        return feature_map(self.out)[0]
 
 
 @dataclass
@@ -65,6 +81,7 @@ class Probe:
     final_path: Optional[str]
     num_prefix_tokens: int = 0
     patch_grid: Optional[tuple[int, int]] = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # point name -> why it cannot take a module
     _cache: dict = field(default_factory=dict)
 
     # ---- named points
@@ -76,7 +93,41 @@ class Probe:
         return out + (["final"] if self.final_path else [])
 
     def named_points(self) -> list[Point]:
-        return [p for n in self.names() for p in self.resolve(n)]
+        """Every named point that can take a module; the others are in `unavailable` with the reason."""
+        out = []
+        for name in self.names():
+            try:
+                out += self.resolve(name)
+            except SpecError as e:
+                self.unavailable[name] = str(e)
+        return out
+
+    def stage_of(self, path: str) -> str:
+        """'stem', 'stage<i>' or 'head' for a module path of the backbone: inside a stage or one of its blocks, else by
+        when it runs (a module between two stages feeds the next one, as EfficientNet's `blocks.3`)."""
+        for i, (stage, blocks) in enumerate(zip(self.stages, self.blocks), 1):
+            if any(path == p or path.startswith(p + ".") for p in [stage, *blocks]):
+                return f"stage{i}"
+        if not path or any(p.startswith(path + ".") for p in self.stages):
+            return "stem"  # the root's own parameters (cls token, position embedding) and container overhead
+        call = self._call(path)
+        if call is None:
+            return "head"
+        for i, begin in enumerate(self._stage_begins(), 1):
+            if call.start < begin:
+                return "stem" if i == 1 else f"stage{i}"
+        return "head"
+
+    def _stage_begins(self) -> list[int]:
+        return [min([self.calls[p].start for p in [stage, *blocks] if p in self.calls])
+                for stage, blocks in zip(self.stages, self.blocks)]
+
+    def _call(self, path: str) -> Optional["_Call"]:
+        while path:
+            if path in self.calls:
+                return self.calls[path]
+            path = path.rpartition(".")[0]
+        return None
 
     def resolve(self, at: str, where: str = "insert.at") -> list[Point]:
         """The points named by `at`: a point name or a module-path glob (one or more modules)."""
@@ -137,37 +188,21 @@ class Probe:
         if key in self._cache:
             return self._cache[key]
         call = self.calls[path]
-        t = call.inp if where == "before" else call.out
-        if not isinstance(t, torch.Tensor) or t.ndim not in (3, 4):
-            shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raw = call.inp if where == "before" else call.out
+        t, index = feature_map(raw) if where == "after" else (raw if feature_map(raw)[1] is None else None, None)
+        if t is None:
+            shape = list(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
             raise SpecError(f"insert.at: {name!r} ({path}) outputs {shape}, which has no spatial or token axis "
                             f"to stitch into; pick a point before pooling")
         layout, channels, grid, prefix = self._layout(t)
         reduction = round(self.img_size / grid[0], 3) if grid else None
         point = Point(name, path, where, layout, channels, list(t.shape), prefix, grid, reduction,
-                      self._enclosing_block(path))
+                      self._enclosing_block(path), index)
         self._cache[key] = point
         return point
 
     def _layout(self, t: torch.Tensor) -> tuple[str, int, Optional[tuple[int, int]], int]:
-        if t.ndim == 3:  # tokens (B, L, C), timm's layout
-            L, C = t.shape[1], t.shape[2]
-            for prefix in dict.fromkeys([self.num_prefix_tokens, 0]):
-                n = L - prefix
-                if self.patch_grid and n == self.patch_grid[0] * self.patch_grid[1]:
-                    return "NLC", C, tuple(self.patch_grid), prefix
-                side = math.isqrt(max(n, 0))
-                if n > 0 and side * side == n:
-                    return "NLC", C, (side, side), prefix
-            return "NLC", C, None, 0
-        _, a, b, c = t.shape
-        if b == c and a != b:
-            return "NCHW", a, (b, c), 0
-        if a == b and c != a:
-            return "NHWC", c, (a, b), 0
-        if getattr(self.model, "output_fmt", "NCHW") == "NHWC":
-            return "NHWC", c, (a, b), 0
-        return "NCHW", a, (b, c), 0
+        return map_layout(t, self.num_prefix_tokens, self.patch_grid, getattr(self.model, "output_fmt", "NCHW"))
 
     def _enclosing_block(self, path: str) -> Optional[str]:
         for blocks, stage in zip(self.blocks, self.stages):
@@ -175,6 +210,30 @@ class Probe:
                 if path.startswith(b + "."):
                     return b
         return None
+
+
+def map_layout(t: torch.Tensor, num_prefix_tokens: int = 0, patch_grid: Optional[tuple[int, int]] = None,
+               output_fmt: str = "NCHW") -> tuple[str, int, Optional[tuple[int, int]], int]:
+    """(layout, channels, grid, prefix tokens) of a feature map: NCHW, NHWC, or NLC tokens (B, L, C) whose grid
+    is the model's patch grid or a square after the prefix tokens (the model's count, none, or one cls token)."""
+    if t.ndim == 3:  # tokens (B, L, C), timm's layout
+        L, C = t.shape[1], t.shape[2]
+        for prefix in dict.fromkeys([num_prefix_tokens, 0, 1]):
+            n = L - prefix
+            if patch_grid and n == patch_grid[0] * patch_grid[1]:
+                return "NLC", C, tuple(patch_grid), prefix
+            side = math.isqrt(max(n, 0))
+            if n > 0 and side * side == n:
+                return "NLC", C, (side, side), prefix
+        return "NLC", C, None, 0
+    _, a, b, c = t.shape
+    if b == c and a != b:
+        return "NCHW", a, (b, c), 0
+    if a == b and c != a:
+        return "NHWC", c, (a, b), 0
+    if output_fmt == "NHWC":
+        return "NHWC", c, (a, b), 0
+    return "NCHW", a, (b, c), 0
 
 
 def _block_container(stage: nn.Module, stage_path: str) -> Optional[str]:
@@ -187,16 +246,73 @@ def _block_container(stage: nn.Module, stage_path: str) -> Optional[str]:
     return f"{stage_path}.{containers[0]}" if len(containers) == 1 else None
 
 
-def _stages(model: nn.Module) -> tuple[list[str], list[list[str]]]:
-    """Stage paths from feature_info (leading stem features dropped) and each stage's block paths."""
+def _feature_info_stages(model: nn.Module, calls: dict[str, "_Call"]) -> list[tuple[str, list[str]]]:
+    """(stage path, block paths) from timm's `feature_info`, kept only where it names modules that ran and output a
+    feature map. A ModuleList entry (CoaT's `serial_blocks1`) is not called itself: its last block that ran is the
+    stage's output. Leading stem entries (reduction 2 or less, no blocks: ResNet `act1`, DenseNet `norm0`) go."""
     modules = dict(model.named_modules())
-    info = [f["module"] for f in getattr(model, "feature_info", []) or [] if f.get("module") in modules]
-    containers = [_block_container(modules[p], p) for p in info]
-    if any(containers):  # leading entries without blocks (ResNet act1, MobileNetV3 bn1) belong to the stem
-        first = next(i for i, c in enumerate(containers) if c)
-        info, containers = info[first:], containers[first:]
-    blocks = [[f"{c}.{n}" for n, _ in modules[c].named_children()] if c else [] for c in containers]
-    return info, blocks
+    found: list[tuple[str, list[str], int]] = []
+    for f in getattr(model, "feature_info", None) or []:
+        path = f.get("module") if isinstance(f, dict) else None
+        if not path or path not in modules:
+            continue
+        container = _block_container(modules[path], path)
+        blocks = [f"{container}.{n}" for n, _ in modules[container].named_children()] if container else []
+        if path not in calls and isinstance(modules[path], nn.ModuleList):
+            ran = [b for b in blocks if b in calls]
+            path = max(ran, key=lambda b: calls[b].end) if ran else path
+        if path not in calls or calls[path].map is None or any(path == p for p, _, _ in found):
+            continue
+        found.append((path, blocks, int(f.get("reduction") or 0)))
+    found.sort(key=lambda e: calls[e[0]].end)
+    while len(found) > 1 and not found[0][1] and 0 < found[0][2] <= 2:
+        found.pop(0)
+    return [(p, b) for p, b, _ in found]
+
+
+def _outer_maps(calls: dict[str, "_Call"], until: int) -> list[str]:
+    """Module calls not inside another call that output a feature map and end by `until`, in the order they end."""
+    def outer(path: str) -> bool:
+        parts = path.split(".")
+        return not any(".".join(parts[:i]) in calls for i in range(1, len(parts)))
+    return sorted((p for p, c in calls.items() if outer(p) and c.end <= until and c.map is not None),
+                  key=lambda p: calls[p].end)
+
+
+def _trunk_stages(model: nn.Module, calls: dict[str, "_Call"], features_end: int,
+                  reduction: Callable[[torch.Tensor], Optional[float]]) -> list[tuple[str, list[str]]]:
+    """Stages found from the probe where `feature_info` is missing or wrong (MViTv2, Twins, HRNet): the trunk is the
+    outermost module calls that output a feature map up to the features; a stage ends where the reduction grows
+    beyond every one before it. Units of a stage that share a container are its blocks; a stage that is all of a
+    callable container's children is that container (ResNet's `layer1`)."""
+    modules = dict(model.named_modules())
+
+    trunk = _outer_maps(calls, features_end)
+    runs: list[list[str]] = []
+    top = 0.0
+    for p in trunk:
+        r = reduction(calls[p].map)
+        if r is None:
+            continue
+        if not runs or r > top:
+            runs.append([])
+            top = max(top, r)
+        runs[-1].append(p)
+    if len(runs) > 1 and all("." not in p and not isinstance(modules[p], _CONTAINERS) for p in runs[0]):
+        runs.pop(0)  # leading single layers (conv, norm, act) at the first reduction are the stem
+    stages = []
+    for run in runs:
+        last = run[-1]
+        parent = last.rpartition(".")[0]
+        blocks = [p for p in run if p.rpartition(".")[0] == parent] if parent else []
+        siblings = [f"{parent}.{n}" for n, _ in modules[parent].named_children()] if parent else []
+        if parent in calls and blocks == siblings:
+            last = parent
+        elif len(run) == 1 and not blocks:
+            container = _block_container(modules[last], last)
+            blocks = [f"{container}.{n}" for n, _ in modules[container].named_children()] if container else []
+        stages.append((last, blocks))
+    return stages
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
@@ -270,10 +386,16 @@ def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forwa
     was_training = model.training
     model.eval()
     captured: list = []
+    features_end: list[int] = []
+    forward_features = model.forward_features
+
+    def features_hook(*a, **k):  # timm's forward calls self.forward_features: catch its output on the way
+        captured.append(forward_features(*a, **k))
+        features_end.append(next(clock))
+        return captured[-1]
     try:
-        if forward is not None:  # timm's forward calls self.forward_features: catch its output on the way
-            forward_features = model.forward_features
-            model.forward_features = lambda *a, **k: captured.append(forward_features(*a, **k)) or captured[-1]
+        if forward is not None:
+            model.forward_features = features_hook
             try:
                 forward(model, x)
             finally:
@@ -281,27 +403,43 @@ def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forwa
         if not captured:
             calls.clear()
             with torch.inference_mode():
-                captured.append(model.forward_features(x))
-                model.forward_head(captured[0])
+                model.forward_head(features_hook(x))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     features = captured[0]
 
-    stages, blocks = _stages(model)
     calls = {p: c for p, c in calls.items() if c.end >= 0}
-    input_path = min((p for p, c in calls.items() if c.inp is x), key=lambda p: (p.count("."), calls[p].start))
+    if not calls:
+        raise SpecError("backbone: no module of this model runs in its forward pass; nothing to stitch into")
+    fed = [p for p, c in calls.items() if c.inp is x]
+    input_path = min(fed or calls, key=lambda p: (p.count("."), calls[p].start))
 
     def latest_producer(t, before: int) -> Optional[str]:
-        found = [p for p, c in calls.items() if c.out is t and c.end < before]
+        found = [p for p, c in calls.items() if c.map is t and c.end < before]
         return max(found, key=lambda p: calls[p].end) if found else None
 
-    stages_ran = [i for i, s in enumerate(stages) if s in calls]
-    stages, blocks = [stages[i] for i in stages_ran], [blocks[i] for i in stages_ran]
-    stem_path = latest_producer(calls[stages[0]].inp, calls[stages[0]].start) if stages else None
-    final_path = latest_producer(features, 1 << 62)
-    patch_embed = getattr(model, "patch_embed", None)
-    grid = getattr(patch_embed, "grid_size", None)
-    return Probe(model, img_size, calls, stages, blocks, input_path, stem_path, final_path,
-                 int(getattr(model, "num_prefix_tokens", 0) or 0), tuple(grid) if grid else None)
+    prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
+    patch_grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    patch_grid = tuple(patch_grid) if isinstance(patch_grid, (tuple, list)) and len(patch_grid) == 2 else None
+    output_fmt = getattr(model, "output_fmt", "NCHW")
+
+    def reduction(t: torch.Tensor) -> Optional[float]:
+        grid = map_layout(t, prefix, patch_grid, output_fmt)[2]
+        return img_size / grid[0] if grid else None
+    found = _feature_info_stages(model, calls)
+    if len(found) < 2:
+        trunk = _trunk_stages(model, calls, features_end[0], reduction)
+        found = trunk if len(trunk) > len(found) else found
+    stages, blocks = [p for p, _ in found], [b for _, b in found]
+    end = features_end[0]
+    begin = min([calls[p].start for p in [stages[0], *blocks[0]] if p in calls]) if stages else -1
+    # the stem's output: the last feature map made before stage 1 begins
+    stem_path = max((p for p, c in calls.items() if c.end < begin and c.map is not None),
+                    key=lambda p: calls[p].end, default=None)
+    # the module that outputs the features, else the last one whose output becomes them (NesT permutes after norm)
+    final_path = latest_producer(feature_map(features)[0], end + 1) or \
+        max((p for p, c in calls.items() if c.map is not None and c.end <= end), key=lambda p: calls[p].end,
+            default=None)
+    return Probe(model, img_size, calls, stages, blocks, input_path, stem_path, final_path, prefix, patch_grid)

@@ -543,16 +543,16 @@ def tree_paths(tree: str) -> list[str]:
 
 
 def tree_html(tree: str, inserted: Sequence[str]) -> str:
-    """The module tree with the stitched modules highlighted (and their `Stitched` wrappers marked)."""
+    """The module tree with the stitched modules highlighted (and their `Stitch` chains marked)."""
     tree, more = _clip(tree)
     prefixes = tuple(p + "." for p in inserted)
     ins = set(inserted)
     lines = []
     for line, path in zip(tree.splitlines(), tree_paths(tree)):
-        cls = "ins" if path in ins or path.startswith(prefixes) else ("wrap" if "Stitched(" in line else "")
+        cls = "ins" if path in ins or path.startswith(prefixes) else ("wrap" if "): Stitch(" in line else "")
         lines.append(f'<div class="ln {cls}">{html.escape(line) or " "}</div>')
     legend = (f'<div class="pg-legend"><span class="ins">stitched module</span> <span class="wrap">wrapper '
-              f'(Stitched: body, then the modules after it)</span> · {len(inserted)} stitched</div>'
+              f'(Stitch: the modules run after / before the module it names)</span> · {len(inserted)} stitched</div>'
               if inserted else '<div class="pg-legend">nothing stitched: this is the backbone as timm builds it'
                                '</div>')
     tail = f'<div class="pg-more">{more}</div>' if more else ""

@@ -108,7 +108,8 @@ def test_report_is_json_with_every_contract_field_and_is_cached():
     assert set(data["params"]) >= {"total", "trainable", "base_total", "delta", "by_stage", "by_insert"}
     assert set(data["macs"]) >= {"total", "base_total", "delta", "by_stage", "by_insert", "uncounted_ops"}
     assert data["points"][0] == {"name": "input", "path": "conv1", "layout": "NCHW", "channels": 3,
-                                 "shape": [1, 3, 224, 224], "num_prefix_tokens": 0, "reduction": 1.0}
+                                 "shape": [1, 3, 224, 224], "num_prefix_tokens": 0, "reduction": 1.0,
+                                 "output_index": None}
     assert "Conv2d (conv1)" in data["summary"] and "Total params: 25,557," in data["summary"]
     again = analyze(spec)
     assert again.to_dict() == r.to_dict() and again is not r
@@ -136,7 +137,7 @@ def test_latency_and_predictions_in_the_report(cat_photo):
     assert pred["agreement"]["top1_agree"] and pred["agreement"]["kl_divergence"] == 0.0  # gated: identical
     assert pred["agreement"]["max_abs_logit_diff"] == 0.0  # bit for bit, on any CPU
     assert r.weights["source"].startswith("bundled:")
-    assert "blocks.4.after.0.module.gate" in r.weights["missing"]  # stitched: not in the checkpoint, gated or not
+    assert "blocks_4_after.0.module.gate" in r.weights["missing"]  # stitched: not in the checkpoint, gated or not
 
 
 def test_ungated_se_changes_pretrained_predictions_and_says_so():

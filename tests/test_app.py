@@ -43,7 +43,7 @@ def test_points(client):
 
 def test_analyze_then_bad_spec_then_analyze_again(client):
     r = call(client, SE_STAGE3, api_name="/analyze")
-    assert r["params"]["delta"] == SE_256_PARAMS and r["inserted"] == ["layer3.after.0"]
+    assert r["params"]["delta"] == SE_256_PARAMS and r["inserted"] == ["layer3_after.0"]
     assert r["latency"] is None and "SEModule" in r["tree"]
 
     with pytest.raises(Exception) as e:  # gradio_client's AppError carries the gr.Error message
@@ -119,7 +119,7 @@ def test_insertion_editor_rows():
 
 
 def test_tree_highlights_stitched_modules():
-    tree = "Net(\n  (a): Stitched(\n    (body): Conv()\n    (after): Sequential(\n      (0): SE(\n        k=1\n" \
+    tree = "Net(\n  (a): Conv(\n    (after): Stitch(\n      after a\n      (0): SE(\n        k=1\n" \
            "      )\n    )\n  )\n)"
     assert ui.tree_paths(tree)[4:7] == ["a.after.0", "a.after.0", "a.after.0"]
     html = ui.tree_html(tree, ["a.after.0"])
@@ -130,7 +130,7 @@ def test_report_panel_renders():
     out = dict(zip(ui.REPORT_OUTPUTS, ui.analyze_ui(SE_STAGE3, None, 5, progress=None)))
     assert f"{11_689_512 + SE_256_PARAMS:,} params" in out["summary"] and "+8,464" in out["summary"]
     assert "SEModule" in out["tree"] and 'class="ln ins"' in out["tree"]
-    assert out["json"]["inserted"] == ["layer3.after.0"]
+    assert out["json"]["inserted"] == ["layer3_after.0"]
 
 
 def test_exports():
@@ -143,7 +143,7 @@ def test_exports():
         assert scope["built"].delta_params == SE_256_PARAMS
         from safetensors import safe_open
         with safe_open(str(paths[2]), "pt") as f:
-            assert "layer3.after.0.module.fc1.weight" in f.keys() and "insert" in f.metadata()["spec"]
+            assert "layer3_after.0.module.fc1.weight" in f.keys() and "insert" in f.metadata()["spec"]
     finally:
         for path in paths:
             shutil.rmtree(path.parent, ignore_errors=True)

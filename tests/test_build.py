@@ -205,4 +205,4 @@ def test_blocks_star_expands_and_same_target_chains():
                                                           {"at": "stage4", "module": "se"},
                                                           {"at": "final", "module": "eca"}]})
     assert [i.point.name for i in built.insertions[:4]] == [f"stage2.block{j}" for j in range(1, 5)]
-    assert built.insertions[-2].path == "layer4.after.0" and built.insertions[-1].path == "layer4.after.1"
+    assert built.insertions[-2].path == "layer4_after.0" and built.insertions[-1].path == "layer4_after.1"

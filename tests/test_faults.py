@@ -53,7 +53,7 @@ def analyze(client, spec: str, *args) -> dict:
 
 def assert_serving(client) -> None:
     r = analyze(client, GOOD)
-    assert r["inserted"] == ["layer3.after.0"] and r["params"]["delta"] == 256 * 16 * 2 + 16 + 256
+    assert r["inserted"] == ["layer3_after.0"] and r["params"]["delta"] == 256 * 16 * 2 + 16 + 256
 
 
 # ---- generated specs
