@@ -68,18 +68,22 @@ def create_kwargs(spec) -> dict[str, Any]:
     return kwargs
 
 
-def create(name: str, create: Callable[..., nn.Module], img_size: int, **kwargs) -> nn.Module:
+def create(name: str, create: Callable[..., nn.Module], img_size: int, exact_size: bool = False,
+           **kwargs) -> Optional[nn.Module]:
     """Create a backbone via `create(name, **kwargs)`, passing img_size only to models that take it (ViT, Swin).
 
     timm constructors reject unknown keyword arguments with a TypeError; that becomes a one-line SpecError.
+    `exact_size`: always pass img_size, and return None when the constructor takes none (a convnet).
     """
     default = default_img_size(name)
-    if img_size != default:
+    if img_size != default or exact_size:
         try:
             return create(name, img_size=img_size, **kwargs)
         except TypeError as e:
             if "img_size" not in str(e):
                 raise _unsupported(name, e, kwargs) from None
+            if exact_size:
+                return None
     try:
         return create(name, **kwargs)
     except TypeError as e:

@@ -21,9 +21,9 @@ from . import backbones
 from .cache import LRU
 from .errors import SpecError
 from .modules import LayoutAdapter, Gate, Parallel, Serial, catalog, get_entry, se_hidden_width
-from .points import Forward, Point, Probe, probe
+from .points import Forward, ForwardError, Point, Probe, probe
 from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
-from .stem import apply_stem
+from .stem import StemPlan, apply_stem, has_fixup, plan_stem
 from .stitch import attach
 
 BASE_CACHE_SIZE = 4
@@ -99,27 +99,41 @@ def _weights_source(spec: Spec):
     return resolve_source(spec.backbone, spec.pretrained, spec.checkpoint)
 
 
-def _create(backbone: str, source, img_size: int, **kwargs) -> tuple[nn.Module, Any]:
-    """A backbone with its weights. Errors from timm (no network, bad checkpoint) are SpecErrors already."""
+def _create(backbone: str, source, img_size: int, reparameterize: bool = False, exact_size: bool = False,
+            **kwargs) -> tuple[Optional[nn.Module], Any]:
+    """A backbone with its weights, in timm's fused deploy form if asked (`reparameterize_model`: RepVGG,
+    MobileOne, FastViT ... as they ship and as timm's tables count them). Errors from timm (no network, bad
+    checkpoint) are SpecErrors already. `exact_size`: (None, None) when the constructor takes no image size."""
+    model, info = _create_train_form(backbone, source, img_size, exact_size, **kwargs)
+    if model is None:
+        return None, None
+    if reparameterize:
+        from timm.utils.model import reparameterize_model
+        model = reparameterize_model(model.eval(), inplace=True)
+    return model, info
+
+
+def _create_train_form(backbone: str, source, img_size: int, exact_size: bool, **kwargs) -> tuple[nn.Module, Any]:
     if source is None:
         import timm
-        return backbones.create(backbone, timm.create_model, img_size, **kwargs), None
+        return backbones.create(backbone, timm.create_model, img_size, exact_size, **kwargs), None
     from .weights import create_with_weights
     holder: dict = {}
 
     def make(name, **kw):
         holder["model"], holder["info"] = create_with_weights(name, source, **kw)
         return holder["model"]
-    backbones.create(backbone, make, img_size, **kwargs)
+    if backbones.create(backbone, make, img_size, exact_size, **kwargs) is None:
+        return None, None
     return holder["model"], holder["info"]
 
 
-def base_model(backbone: str, img_size: int, source=None) -> tuple[nn.Module, Any]:
+def base_model(backbone: str, img_size: int, source=None, reparameterize: bool = False) -> tuple[nn.Module, Any]:
     """The unmodified backbone (eval mode), from the cache when it was made before."""
     def make() -> tuple[nn.Module, Any]:
-        model, info = _create(backbone, source, img_size)
+        model, info = _create(backbone, source, img_size, reparameterize)
         return model.eval(), info
-    return _bases.get_or_make((backbone, img_size, repr(source)), make)
+    return _bases.get_or_make((backbone, img_size, repr(source), reparameterize), make)
 
 
 def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
@@ -138,7 +152,10 @@ def _probe(model: nn.Module, img_size: int, what: str, forward: Optional[Forward
         return probe(model, img_size, forward, private)
     except SpecError:
         raise
-    except Exception as e:  # a forward pass that fails is a property of the spec, not a crash
+    except ForwardError as e:  # a forward pass that fails is a property of the spec, not a crash
+        where = f" in {e.path} ({e.module_type})" if e.path else ""
+        raise SpecError(f"{what}: the forward pass fails at img_size {img_size}{where}: {e.text}") from None
+    except Exception as e:
         raise SpecError(f"{what}: the forward pass fails at img_size {img_size}: "
                         f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
 
@@ -245,6 +262,101 @@ def _head_norm(model: nn.Module, kind: str, found: Probe, warnings: list[str]) -
     return path
 
 
+def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs: dict
+              ) -> tuple[nn.Module, Any, bool]:
+    """The model rebuilt for the grid the new stem makes, with timm's own mechanisms: `set_input_size` (ViT-style
+    models resample their position embeddings, Swin / MaxViT re-size windows), else the constructor's `img_size`
+    (relative-position tables, attention biases, fixed grids) at the equivalent image size. Families with a
+    registered fix-up (ViT, Swin) and models that take no image size (convnets) are changed in place."""
+    eff = plan.equivalent_img_size
+    if plan.grid_after == plan.grid_before or has_fixup(model):
+        return model, info, True
+    if hasattr(model, "set_input_size"):
+        try:
+            model.set_input_size(img_size=(eff, eff))
+            return model, info, True
+        except Exception as e:
+            raise SpecError(_grid_refusal(plan, spec, type(model).__name__, str(e))) from None
+    try:
+        new, new_info = _create(spec.backbone, source, eff, spec.reparameterize, exact_size=True, **kwargs)
+    except SpecError:
+        raise
+    except Exception as e:
+        raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e))) from None
+    return (new.eval(), new_info, True) if new is not None else (model, info, False)
+
+
+def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: Optional[list[int]] = None,
+                  rebuilt: bool = True) -> str:
+    g0, g1 = plan.grid_before, plan.grid_after
+    why = (why.strip().splitlines() or [""])[0][:160]
+    reason = ("even rebuilt for that grid by timm, its design needs other grid sizes (window, block or "
+              "attention partitions that must tile the map)" if rebuilt else
+              f"it holds parts fixed to the {g0}x{g0} grid (attention biases, position tables) and timm cannot "
+              f"rebuild {spec.backbone} for another (no set_input_size, no img_size argument)")
+    text = (f"stem.stride: {plan.after[1]} makes a {g1}x{g1} grid at img_size {plan.img_size} (was {g0}x{g0}), "
+            f"which {what} cannot take: {reason}" + (f" ({why})" if why else ""))
+    if fits is not None:
+        text += f"; strides that fit: {', '.join(map(str, fits)) or 'none'}"
+    return text
+
+
+def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool) -> Probe:
+    """The probe after a stem change; a forward pass that fails becomes a refusal that names the module that
+    cannot take the new grid and the strides that fit."""
+    try:
+        return probe(model, plan.img_size)
+    except ForwardError as e:
+        what = f"{e.module_type} ({e.path})" if e.path else spec.backbone
+        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan), rebuilt)) from None
+    except Exception as e:
+        raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e), _fitting_strides(spec, plan),
+                                      rebuilt)) from None
+
+
+MAX_STRIDE_SEARCH_PARAMS = 30_000_000  # above this, finding the strides that fit takes too long to offer
+STRIDE_SEARCH_SECONDS = 10.0
+
+
+_search = threading.local()  # set while _fitting_strides builds: a refusal inside it does not search again
+
+
+def _fitting_strides(spec: Spec, plan: StemPlan) -> Optional[list[int]]:
+    """Of half, one, two and four times the original stride, those with which this backbone builds and runs (None
+    when the model is too large to try them in STRIDE_SEARCH_SECONDS). Never below half: a smaller stride
+    multiplies the tokens an attention layer sees, and its memory by their square."""
+    import time
+    base, _ = base_model(spec.backbone, plan.img_size, None, spec.reparameterize)
+    if _n_params(base) > MAX_STRIDE_SEARCH_PARAMS or getattr(_search, "active", False):
+        return None
+    fits, deadline = [], time.monotonic() + STRIDE_SEARCH_SECONDS
+    s0 = plan.before[1]
+    for s in sorted({max(1, s0 // 2), s0, 2 * s0, 4 * s0} - {plan.after[1]}):
+        if time.monotonic() > deadline:
+            return fits or None
+        _search.active = True
+        try:
+            build(dataclasses.replace(spec, pretrained=False, checkpoint=None, insert=(), head_norm=None,
+                                      stem=dataclasses.replace(spec.stem, stride=s)))
+            fits.append(s)
+        except SpecError:
+            pass
+        finally:
+            _search.active = False
+    return fits
+
+
+def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
+    """"conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)": what the stem outputs, which stage 1
+    takes, and the total stride there before and after."""
+    def fed(p: Probe) -> tuple[Optional[int], Optional[float]]:
+        pts = {x.name: x for x in p.named_points()}
+        x = pts.get("stem") or pts.get("stage1")
+        return (x.grid[0], x.reduction) if x is not None and x.grid else (None, None)
+    (_, r0), (g1, r1) = fed(before), fed(after)
+    return plan.describe(g1, r1, r0)
+
+
 def _changes_nothing(spec: Spec) -> bool:
     return (not spec.insert and spec.stem.is_default() and not spec.head_norm and spec.num_classes is None
             and spec.drop_path_rate is None)
@@ -256,14 +368,15 @@ def build(spec: Union[Spec, dict, str]) -> Built:
     img_size = spec.img_size or backbones.default_img_size(spec.backbone)
     source = _weights_source(spec)
     kwargs = backbones.create_kwargs(spec)
+    fused = spec.reparameterize
     if _changes_nothing(spec):  # the model is its own base: one fresh model, no copy, nothing cached to share
-        base, info = _create(spec.backbone, source, img_size)
+        base, info = _create(spec.backbone, source, img_size, fused)
         model = base
     elif kwargs:  # the constructor changes (classes, drop path): a model of its own, weights loaded by timm
-        base, _ = base_model(spec.backbone, img_size, source)
-        model, info = _create(spec.backbone, source, img_size, **kwargs)
+        base, _ = base_model(spec.backbone, img_size, source, fused)
+        model, info = _create(spec.backbone, source, img_size, fused, **kwargs)
     else:
-        base, info = base_model(spec.backbone, img_size, source)
+        base, info = base_model(spec.backbone, img_size, source, fused)
         model = copy.deepcopy(base)
     model.eval()
     warnings: list[str] = []
@@ -276,9 +389,13 @@ def build(spec: Union[Spec, dict, str]) -> Built:
 
     stem = None
     if not spec.stem.is_default():
-        stem, w = apply_stem(model, found, spec.stem, pretrained=info is not None)
+        before = found
+        plan = plan_stem(found, spec.stem)
+        model, info, rebuilt = _for_grid(model, info, plan, spec, source, kwargs)
+        stem, w = apply_stem(model, plan, pretrained=info is not None)
         warnings += w
-        found = _probe(model, img_size, "stem")
+        found = _probe_changed_stem(model, plan, spec, rebuilt)
+        stem["description"] = describe_stem(plan, before, found)
         if stem["after"]["kernel"] != stem["before"]["kernel"] and info is not None:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
     if spec.head_norm:

@@ -56,6 +56,16 @@ def feature_map(out: Any) -> tuple[Optional[torch.Tensor], Optional[int]]:
     return None, None
 
 
+class ForwardError(RuntimeError):
+    """A probe's forward pass failed inside the module at `path` (the innermost one that had started)."""
+
+    def __init__(self, cause: BaseException, path: Optional[str], module: Optional[nn.Module]):
+        self.cause, self.path = cause, path
+        self.module_type = type(module).__name__ if module is not None else None
+        self.text = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+        super().__init__(f"{path or 'forward'}: {self.text}")
+
+
 @dataclass
 class _Call:
     start: int
@@ -404,6 +414,10 @@ def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forwa
             calls.clear()
             with torch.inference_mode():
                 model.forward_head(features_hook(x))
+    except Exception as e:
+        running = [p for p, c in calls.items() if c.end < 0]
+        path = max(running, key=lambda p: calls[p].start) if running else None
+        raise ForwardError(e, path, model.get_submodule(path) if path else None) from e
     finally:
         for h in handles:
             h.remove()

@@ -86,6 +86,7 @@ class Spec:
     stem: StemSpec = StemSpec()
     insert: tuple = ()
     gate: bool = False
+    reparameterize: bool = False  # timm's reparameterize_model: the fused deploy form (RepVGG, MobileOne, FastViT)
     head_norm: Optional[str] = None
     drop_path_rate: Optional[float] = None
 
@@ -230,6 +231,7 @@ def _parse_spec(data: Any) -> Spec:
         ),
         insert=tuple(_parse_insert(x, f"insert[{i}]") for i, x in enumerate(inserts)),
         gate=_bool(d.get("gate", False), "gate"),
+        reparameterize=_bool(d.get("reparameterize", False), "reparameterize"),
         head_norm=check_head_norm(_str(d.get("head_norm"), "head_norm")),
         drop_path_rate=float(dpr) if dpr is not None else None,
     )

@@ -9,6 +9,7 @@ that the new grid still fits the window size. Convolutional families need none.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -42,23 +43,70 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec, pretrained: bool = False) -> tuple[dict, list[str]]:
-    """Change the embedding conv in place. Returns ({path, before, after, grid}, warnings)."""
+@dataclass(frozen=True)
+class StemPlan:
+    """What a stem spec changes: the embedding conv at `path` and the grid it makes from its `in_size` input."""
+    path: str
+    before: tuple[int, int, int]  # kernel, stride, padding
+    after: tuple[int, int, int]
+    in_size: int
+    grid_before: int
+    grid_after: int
+    img_size: int
+
+    @property
+    def equivalent_img_size(self) -> int:
+        """The image size at which the unchanged model makes the new grid: what grid-dependent parts (position
+        embeddings, attention biases, windows) are rebuilt for."""
+        return max(1, round(self.img_size * self.grid_after / self.grid_before))
+
+    def describe(self, grid: Optional[int], total_after: Optional[float], total_before: Optional[float]) -> str:
+        """"conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)"."""
+        (k0, s0, p0), (k1, s1, p1) = self.before, self.after
+        parts = [f"stride {s0} -> {s1}"] if s0 != s1 else []
+        parts += [f"kernel {k0} -> {k1}"] if k0 != k1 else []
+        parts += [f"padding {p0} -> {p1}"] if p0 != p1 else []
+        text = f"{self.path}: {', '.join(parts) or 'unchanged'}"
+        if grid is not None and total_after is not None:
+            text += f"; stage 1 sees {grid}x{grid} (total stride {total_after:g}"
+            text += f", was {total_before:g})" if total_before is not None and total_before != total_after else ")"
+        return text
+
+
+def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
+    """The change a stem spec asks of the backbone's first strided conv; a SpecError when it cannot work."""
     path = first_downsampling_conv(probe)
     if path is None:
         raise SpecError("stem: this backbone has no strided conv to change (no patch embedding or stem conv found)")
-    parent_path, _, name = path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    conv: nn.Conv2d = getattr(parent, name)
-    k0, s0, p0 = conv.kernel_size[0], conv.stride[0], conv.padding[0] if isinstance(conv.padding, tuple) else 0
+    conv = probe.model.get_submodule(path)
+    k0, s0 = conv.kernel_size[0], conv.stride[0]
+    p0 = conv.padding[0] if isinstance(conv.padding, tuple) else 0
     kernel = stem.kernel or k0
     stride = stem.stride or s0
     padding = stem.padding if stem.padding is not None else (p0 if kernel == k0 else (0 if p0 == 0 else (kernel - 1) // 2))
-    warnings: list[str] = []
     in_size = probe.calls[path].inp.shape[-1]
-    if _conv_out(in_size, kernel, stride, padding) < 1:
+    same = type(conv).__name__.startswith("Conv2dSame") or conv.padding == "same"  # TF-style: ceil(in / stride)
+    grid = math.ceil(in_size / stride) if same else _conv_out(in_size, kernel, stride, padding)
+    if grid < 1:
         raise SpecError(f"stem: kernel {kernel}, stride {stride}, padding {padding} leave no output pixels "
                         f"on a {in_size}x{in_size} input")
+    return StemPlan(path, (k0, s0, p0), (kernel, stride, padding), in_size, probe.calls[path].out.shape[-1], grid,
+                    probe.img_size)
+
+
+def has_fixup(model: nn.Module) -> bool:
+    return any(cls in _FIXUPS for cls in type(model).__mro__)
+
+
+def apply_stem(model: nn.Module, plan: StemPlan, pretrained: bool = False) -> tuple[dict, list[str]]:
+    """Change the embedding conv in place and run the family's grid fix-up. Returns ({path, before, after, grid},
+    warnings)."""
+    path = plan.path
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    conv: nn.Conv2d = getattr(parent, name)
+    (k0, s0, p0), (kernel, stride, padding) = plan.before, plan.after
+    warnings: list[str] = []
     if kernel != k0:
         new = nn.Conv2d(conv.in_channels, conv.out_channels, kernel, stride, padding, dilation=conv.dilation,
                         groups=conv.groups, bias=conv.bias is not None)
@@ -69,14 +117,30 @@ def apply_stem(model: nn.Module, probe: Probe, stem: StemSpec, pretrained: bool 
                             f"weights no longer fit)")
     else:
         conv.stride, conv.padding = (stride, stride), (padding, padding)
-    grid = _conv_out(in_size, kernel, stride, padding)
+    if kernel < stride:
+        warnings.append(f"stem: {path} has kernel {kernel} < stride {stride}: {stride - kernel} of every {stride} "
+                        f"pixels in each direction are never seen")
+    _accept_input_size(model, path, plan)
+    grid = plan.grid_after
     for cls in type(model).__mro__:
         if cls in _FIXUPS:
-            warnings += _FIXUPS[cls](model, path, (grid, grid), probe.img_size)
+            warnings += _FIXUPS[cls](model, path, (grid, grid), plan.img_size)
             break
     change = {"path": path, "before": {"kernel": k0, "stride": s0, "padding": p0},
               "after": {"kernel": kernel, "stride": stride, "padding": padding}, "grid": grid}
     return change, warnings
+
+
+def _accept_input_size(model: nn.Module, path: str, plan: StemPlan) -> None:
+    """A patch embedding rebuilt for the equivalent image size still receives the real one: say so where it
+    checks (timm's PatchEmbed asserts its `img_size`)."""
+    eff, real = plan.equivalent_img_size, plan.in_size
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        m = model.get_submodule(".".join(parts[:i]))
+        size = getattr(m, "img_size", None)
+        if isinstance(size, (tuple, list)) and len(size) == 2 and tuple(size) == (eff, eff) and eff != real:
+            m.img_size = (real, real)
 
 
 def _set_patch_grid(patch_embed: nn.Module, grid: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -124,7 +188,9 @@ def _swin_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_siz
     for i, layer in enumerate(model.layers):
         scale = 2 ** max(i - 1, 0)
         layer.set_input_size(feat_size=tuple(math.ceil(g / scale) for g in grid), window_size=window)
-    return []
+    small = [i + 1 for i, size in enumerate(_swin_stage_sizes(grid[0], n)) if size < window]
+    return [f"stem: stage(s) {', '.join(map(str, small))} are now smaller than a {window}x{window} window, so their "
+            f"windows shrink to the whole map"] if small else []
 
 
 def _register_builtin() -> None:

@@ -1,0 +1,172 @@
+"""The timm zoo against timm's own published table: one check per backbone family.
+
+`REFERENCE` is timm's inference benchmark table (results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv in
+huggingface/pytorch-image-models): params (M), GMACs and activations (M) from fvcore at batch 1, attention
+counted, reparameterisable models in their fused deploy form. Its numbers are rounded to two decimals, so a
+comparison allows half a unit of the last digit on top of the relative tolerance.
+
+`check(name)` runs what a user would do with a backbone, each step independently:
+
+1. analyse it (deploy form, as the table) and compare params and MACs with the table, and plain fvcore's MACs;
+2. stitch SE at `stage2` and `{serial: [se, eca]}` at `final`, gated: the logits must equal the base's bit for
+   bit, and the base's state dict must load with only the stitched parameters missing;
+3. double the embedding stride (the first strided conv): it builds and runs, or it is refused in domain words.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .errors import SpecError
+
+REFERENCE = Path(__file__).parent / "data" / "timm-benchmark-infer-pt291-5090.csv"
+PARAMS_TOLERANCE = 0.005  # relative, plus half a unit of the table's last digit (0.005 M)
+MACS_TOLERANCE = 0.01  # relative, plus 0.005 GMACs
+RAW_MARKERS = ("the forward pass fails", "cannot be built for")  # our wrappers around another library's text
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One row of timm's table."""
+    model: str
+    img_size: int
+    params_m: float
+    gmacs: float
+    macts_m: float
+
+
+def reference_table(path: Path = REFERENCE) -> dict[str, Reference]:
+    """model name (no pretrained tag) -> its row; the first row of a model wins (they agree)."""
+    out: dict[str, Reference] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            name = row["model"].split(".")[0]
+            out.setdefault(name, Reference(name, int(row["infer_img_size"]), float(row["param_count"]),
+                                           float(row["infer_gmacs"]), float(row["infer_macts"])))
+    return out
+
+
+def family(name: str) -> str:
+    """A model's family: its timm module and its name's first word without the size (`resnet50` -> resnet)."""
+    import timm.models._registry as registry
+    word = name.split("_")[0]
+    word = re.sub(r"(?<!v)\d+[a-z]?$", "", word) or word
+    return f"{registry._model_to_module.get(name, '?')}:{word}"
+
+
+def families(table: dict[str, Reference]) -> dict[str, Reference]:
+    """family -> its smallest model in the table (fewest params, then fewest MACs)."""
+    groups: dict[str, list[Reference]] = defaultdict(list)
+    for ref in table.values():
+        groups[family(ref.model)].append(ref)
+    return {f: min(refs, key=lambda r: (r.params_m, r.gmacs, r.model)) for f, refs in sorted(groups.items())}
+
+
+def within(value: float, ref: float, rel: float) -> bool:
+    """`value` agrees with a table figure rounded to two decimals, to `rel` relative."""
+    return abs(value - ref) <= rel * ref + 0.005
+
+
+@dataclass
+class ZooResult:
+    model: str
+    img_size: int
+    reference: Reference
+    analysed: bool = False
+    error: Optional[str] = None
+    params: Optional[int] = None
+    macs: Optional[int] = None
+    fvcore_macs: Optional[int] = None  # plain FlopCountAnalysis, its default handles
+    uncounted_ops: list[str] = field(default_factory=list)
+    stitched: bool = False
+    stitch_error: Optional[str] = None
+    gated_identical: bool = False
+    checkpoint_loads: bool = False
+    stride: Optional[str] = None  # e.g. 'conv1: 2 -> 4'
+    stride_ok: bool = False
+    stride_refusal: Optional[str] = None
+
+    @property
+    def params_ok(self) -> bool:
+        return self.params is not None and within(self.params / 1e6, self.reference.params_m, PARAMS_TOLERANCE)
+
+    @property
+    def macs_ok(self) -> bool:
+        return self.macs is not None and within(self.macs / 1e9, self.reference.gmacs, MACS_TOLERANCE)
+
+    @property
+    def fvcore_macs_ok(self) -> bool:
+        return self.fvcore_macs is not None and within(self.fvcore_macs / 1e9, self.reference.gmacs, MACS_TOLERANCE)
+
+    @property
+    def stride_raw(self) -> bool:
+        """A refusal that passes another library's text through instead of saying why in domain words."""
+        return bool(self.stride_refusal) and any(m in self.stride_refusal for m in RAW_MARKERS)
+
+
+def _plain_fvcore(model: torch.nn.Module, img_size: int) -> int:
+    from .counts import FlopCountAnalysis
+    analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, img_size, img_size))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        return int(analysis.total())
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:400]
+
+
+STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial": ["se", "eca"]}}]
+
+
+def check(ref: Reference, fvcore: bool = True) -> ZooResult:
+    """Every step of the module docstring for one model; a step that fails is recorded, the next still runs."""
+    from .analyze import analyze
+    from .build import build
+    from .stem import first_downsampling_conv
+    base_spec = {"backbone": ref.model, "img_size": ref.img_size, "reparameterize": True}
+    res = ZooResult(ref.model, ref.img_size, ref)
+    try:
+        report = analyze(base_spec, summary_depth=1)
+        res.analysed, res.params, res.macs = True, report.params["total"], report.macs["total"]
+        res.uncounted_ops = list(report.macs["uncounted_ops"])
+        base = build(base_spec)
+        if fvcore:
+            res.fvcore_macs = _plain_fvcore(base.model, ref.img_size)
+    except Exception as e:  # noqa: BLE001  recorded: the zoo run goes on
+        res.error = f"{type(e).__name__}: {_first_line(e)}"
+        return res
+
+    try:
+        built = build({**base_spec, "insert": STITCH, "gate": True})
+        x = torch.randn(1, 3, ref.img_size, ref.img_size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            res.gated_identical = bool(torch.equal(built.model(x), built.base(x)))
+        loaded = built.model.load_state_dict(built.base.state_dict(), strict=False)
+        stitched = {f"{i.path}.{n}" for i in built.insertions for n, _ in i.module.named_parameters()}
+        res.checkpoint_loads = not loaded.unexpected_keys and set(loaded.missing_keys) == stitched
+        res.stitched = True
+    except Exception as e:  # noqa: BLE001
+        res.stitch_error = f"{type(e).__name__}: {_first_line(e)}"
+
+    conv = first_downsampling_conv(base.probed())
+    if conv is None:
+        res.stride_refusal = "no strided conv"
+        return res
+    s0 = base.model.get_submodule(conv).stride[0]
+    try:
+        changed = build({**base_spec, "stem": {"stride": 2 * s0}})
+        with torch.inference_mode():
+            changed.model(torch.zeros(1, 3, ref.img_size, ref.img_size))
+        res.stride, res.stride_ok = f"{conv}: {s0} -> {2 * s0}", True
+    except SpecError as e:
+        res.stride_refusal = str(e)
+    except Exception as e:  # noqa: BLE001  a crash, not a refusal: counted as raw text
+        res.stride_refusal = f"the forward pass fails: {type(e).__name__}: {_first_line(e)}"
+    return res
