@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -325,7 +326,6 @@ def _fitting_strides(spec: Spec, plan: StemPlan) -> Optional[list[int]]:
     """Of half, one, two and four times the original stride, those with which this backbone builds and runs (None
     when the model is too large to try them in STRIDE_SEARCH_SECONDS). Never below half: a smaller stride
     multiplies the tokens an attention layer sees, and its memory by their square."""
-    import time
     base, _ = base_model(spec.backbone, plan.img_size, None, spec.reparameterize)
     if _n_params(base) > MAX_STRIDE_SEARCH_PARAMS or getattr(_search, "active", False):
         return None

@@ -108,7 +108,3 @@ def attach(model: nn.Module, path: str, module: nn.Module, where: str = "after",
     stitch.append(module)
     return f"{stitch_path}.{len(stitch) - 1}"
 
-
-def chains(model: nn.Module) -> list[str]:
-    """Paths of every Stitch chain in `model`."""
-    return [p for p, m in model.named_modules() if isinstance(m, Stitch)]
