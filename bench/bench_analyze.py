@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 COLD_PLAYGROUND = """
 import time, playground, playground.analyze as A, torchinfo, fvcore.nn
@@ -63,7 +62,8 @@ def warm_and_scaling() -> None:
         t = time.perf_counter()
         analyze({"backbone": "resnet50"})
         times.append(time.perf_counter() - t)
-    print(f"| same spec again (cache) | median {statistics.median(times) * 1e3:.2f} ms | max {max(times) * 1e3:.2f} ms |")
+    med, worst = statistics.median(times) * 1e3, max(times) * 1e3
+    print(f"| same spec again (cache) | median {med:.2f} ms | max {worst:.2f} ms |")
     print("|---|---|---|\n")
     print("| spec (fresh, warm process) | analyze s | GMACs | params M |\n|---|---|---|---|")
     for backbone, size in [("resnet50", 160), ("resnet50", 224), ("resnet50", 320), ("resnet50", 448),
@@ -79,6 +79,7 @@ def warm_and_scaling() -> None:
 def latency_trust() -> None:
     import torch
     from torch.utils.benchmark import Timer
+
     from playground.analyze import analyze, cached_build
     spec = {"backbone": "resnet50"}
     opts = {"device": "cpu", "batch": 1, "min_run_time": 2.0}

@@ -14,15 +14,12 @@ import argparse
 import platform
 import re
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from playground.analyze import analyze  # noqa: E402
-from playground.presets import load_preset  # noqa: E402
+from playground.analyze import analyze
+from playground.presets import load_preset
 
 PRESETS = ("seed000_metaformer_s2", "seed000_metaformer_s4")
 
@@ -78,7 +75,8 @@ def main(argv=None) -> None:
     s2, s4 = (static[n] for n in PRESETS)
     print(f"\nMACs ratio stride 2 / stride 4: {s2.macs['total'] / s4.macs['total']:.2f}x")
     for b in args.batch:
-        print(f"latency ratio stride 2 / stride 4, batch {b}: {latency[(PRESETS[0], b)] / latency[(PRESETS[1], b)]:.2f}x")
+        ratio = latency[(PRESETS[0], b)] / latency[(PRESETS[1], b)]
+        print(f"latency ratio stride 2 / stride 4, batch {b}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

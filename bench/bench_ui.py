@@ -20,11 +20,8 @@ import json
 import os
 import socket
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,7 +65,7 @@ TIMEOUTS: list[str] = []
 
 def click_to_render(page, title: str) -> dict:
     """ms from the Analyze click to the summary showing `title` (dom) and two frames later (painted)."""
-    page.evaluate("(want) => { window.__bench = (%s)(want); }" % PROBE, title)
+    page.evaluate(f"(want) => {{ window.__bench = ({PROBE})(want); }}", title)
     page.locator("#analyze").click()
     result = page.evaluate("() => window.__bench")
     if result is None:
@@ -113,8 +110,9 @@ def main() -> None:
             for i in range(2):  # warm: the resnet50 backbone, imports, plotly in the page
                 set_yaml(page, spec(f"warm {i}"))
                 click_to_render(page, f"warm {i}")
+            title = None
             for i in range(args.runs):
-                previous, title = (title if i else None), f"bench run {i} {time.time_ns()}"
+                previous, title = title, f"bench run {i} {time.time_ns()}"
                 set_yaml(page, spec(title))
                 r = click_to_render(page, title)
                 results["new spec: dom"].append(r["dom"])

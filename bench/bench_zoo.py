@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def one(model: str) -> dict:
     import torch
+
     from playground import zoo
     torch.set_num_threads(1)
     res = zoo.check(zoo.reference_table()[model])

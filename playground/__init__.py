@@ -10,8 +10,8 @@ Note: `playground.build` and `playground.points` are the functions; import their
 """
 from __future__ import annotations
 
+from .build import Built, build, points
 from .errors import SpecError
 from .spec import Spec, load_spec
-from .build import Built, build, points
 
 __all__ = ["SpecError", "Spec", "load_spec", "build", "Built", "points"]

@@ -14,8 +14,9 @@ import dataclasses
 import difflib
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ from .spec import Spec, load_spec
 
 REPORT_CACHE_SIZE = 32
 BUILT_CACHE_SIZE = 3
-Progress = Optional[Callable[[float, str], None]]
+Progress = Callable[[float, str], None] | None
 LATENCY_OPTIONS = {"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time", "warmup",
                    "threads"}
 
@@ -43,16 +44,16 @@ class Report:
     shapes: list
     tree: str
     summary: str
-    latency: Optional[dict] = None
-    weights: Optional[dict] = None
-    predictions: Optional[list] = None
+    latency: dict | None = None
+    weights: dict | None = None
+    predictions: list | None = None
     warnings: list = field(default_factory=list)
     # beyond the contract: what the UI needs to render without recomputing
     backbone: str = ""
     img_size: int = 0
     inserted: list = field(default_factory=list)  # module paths of stitched modules (to highlight in the tree)
     tree_diff: str = ""  # unified diff of the printed tree against the unmodified backbone
-    stem: Optional[dict] = None
+    stem: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,13 +74,13 @@ class _Grouper:
         self.insert_group = [self.probe.stage_of(i.point.path) for i in built.insertions]
         self.names = ["stem"] + [f"stage{i}" for i in range(1, len(self.stages) + 1)] + ["head"]
 
-    def insert_index(self, path: str) -> Optional[int]:
+    def insert_index(self, path: str) -> int | None:
         for p, k in self.inserts:
             if path == p or path.startswith(p + "."):
                 return k
         return None
 
-    def group(self, path: str) -> tuple[str, Optional[int]]:
+    def group(self, path: str) -> tuple[str, int | None]:
         k = self.insert_index(path)
         if k is not None:
             return self.insert_group[k], k
@@ -129,7 +130,7 @@ def spec_key(spec: Spec) -> str:
     return json.dumps(spec.to_dict(), sort_keys=True)
 
 
-def cached_build(spec: Union[Spec, dict, str]) -> Built:
+def cached_build(spec: Spec | dict | str) -> Built:
     """`build`, from a small LRU keyed by the normalised spec (the UI asks for the same spec repeatedly)."""
     spec = load_spec(spec)
     return _builts.get_or_make(spec_key(spec), lambda: build(spec))
@@ -232,9 +233,9 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
 
 
 def analyze(
-        spec_or_built: Union[Spec, Built, dict, str],
-        latency: Union[None, bool, dict] = None,
-        images: Optional[list] = None,
+        spec_or_built: Spec | Built | dict | str,
+        latency: None | bool | dict = None,
+        images: list | None = None,
         topk: int = 5,
         summary_depth: int = 3,
         progress: Progress = None,

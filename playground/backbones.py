@@ -5,8 +5,9 @@ the creation of a backbone with the spec's constructor arguments.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable, Optional
+from typing import Any
 
 import timm
 from torch import nn
@@ -45,7 +46,7 @@ def check_backbone(name: str) -> str:
     return name
 
 
-def check_head_norm(name: Optional[str]) -> Optional[str]:
+def check_head_norm(name: str | None) -> str | None:
     if name is not None and name not in HEAD_NORMS:
         raise SpecError(f"head_norm: {name!r} is not one of {', '.join(HEAD_NORMS)}, or null")
     return name
@@ -69,7 +70,7 @@ def create_kwargs(spec) -> dict[str, Any]:
 
 
 def create(name: str, create: Callable[..., nn.Module], img_size: int, exact_size: bool = False,
-           **kwargs) -> Optional[nn.Module]:
+           **kwargs) -> nn.Module | None:
     """Create a backbone via `create(name, **kwargs)`, passing img_size only to models that take it (ViT, Swin).
 
     timm constructors reject unknown keyword arguments with a TypeError; that becomes a one-line SpecError.
@@ -97,7 +98,7 @@ def _unsupported(name: str, e: TypeError, kwargs: dict) -> SpecError:
     return SpecError(f"backbone: {name!r} cannot be created with {kwargs}: {str(e).splitlines()[0]}")
 
 
-def classifier_path(model: nn.Module) -> Optional[str]:
+def classifier_path(model: nn.Module) -> str | None:
     """Module path of the final classifier (from the pretrained config, else get_classifier())."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     path = cfg.get("classifier") if isinstance(cfg, dict) else None

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from torch import nn
 from . import backbones
 from .cache import LRU
 from .errors import SpecError
-from .modules import LayoutAdapter, Gate, Parallel, Serial, catalog, get_entry, se_hidden_width
+from .modules import Gate, LayoutAdapter, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, ForwardError, Point, Probe, probe
 from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import StemPlan, apply_stem, has_fixup, plan_stem
@@ -58,14 +58,14 @@ class Built:
     base: nn.Module
     img_size: int
     insertions: list[Insertion]
-    stem: Optional[dict] = None  # {path, before, after, grid} when the embedding was changed
+    stem: dict | None = None  # {path, before, after, grid} when the embedding was changed
     warnings: list[str] = field(default_factory=list)
     weights: Any = None  # weights.WeightsInfo or None
-    probe: Optional[Probe] = field(default=None, repr=False)  # of the model before stitching; lazy if unchanged
+    probe: Probe | None = field(default=None, repr=False)  # of the model before stitching; lazy if unchanged
     # held while anything hooks or runs the model: a Built from the analysis cache is shared between requests
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
-    def probed(self, forward: Optional[Forward] = None) -> Probe:
+    def probed(self, forward: Forward | None = None) -> Probe:
         """The probe, run now if it was not needed to build (a spec that changes nothing); `forward` as in
         `points.probe`, to share another tool's forward pass."""
         with self.lock:
@@ -101,7 +101,7 @@ def _weights_source(spec: Spec):
 
 
 def _create(backbone: str, source, img_size: int, reparameterize: bool = False, exact_size: bool = False,
-            **kwargs) -> tuple[Optional[nn.Module], Any]:
+            **kwargs) -> tuple[nn.Module | None, Any]:
     """A backbone with its weights, in timm's fused deploy form if asked (`reparameterize_model`: RepVGG,
     MobileOne, FastViT ... as they ship and as timm's tables count them). Errors from timm (no network, bad
     checkpoint) are SpecErrors already. `exact_size`: (None, None) when the constructor takes no image size."""
@@ -137,7 +137,7 @@ def base_model(backbone: str, img_size: int, source=None, reparameterize: bool =
     return _bases.get_or_make((backbone, img_size, repr(source), reparameterize), make)
 
 
-def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
+def points(backbone: str, img_size: int | None = None) -> list[Point]:
     """The named insertion points of a backbone with their layout, channels and shape."""
     backbones.check_backbone(backbone)
     img_size = img_size or backbones.default_img_size(backbone)
@@ -147,7 +147,7 @@ def points(backbone: str, img_size: Optional[int] = None) -> list[Point]:
     return found.named_points()
 
 
-def _probe(model: nn.Module, img_size: int, what: str, forward: Optional[Forward] = None,
+def _probe(model: nn.Module, img_size: int, what: str, forward: Forward | None = None,
            private: bool = False) -> Probe:
     try:
         return probe(model, img_size, forward, private)
@@ -233,7 +233,7 @@ def _stitch(model: nn.Module, insertions: list[Insertion]) -> None:
 _PASS_THROUGH = ("pool", "flatten", "drop", "identity")  # modules between the features and the classifier
 
 
-def _norm_before(found: Probe, model: nn.Module, classifier: str) -> Optional[str]:
+def _norm_before(found: Probe, model: nn.Module, classifier: str) -> str | None:
     """Path of a norm layer that already runs right before the classifier (ViT's norm, a NormMlp head's norm)."""
     modules = dict(model.named_modules())
     start = found.calls[classifier].start if classifier in found.calls else None
@@ -287,7 +287,7 @@ def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs
     return (new.eval(), new_info, True) if new is not None else (model, info, False)
 
 
-def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: Optional[list[int]] = None,
+def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: list[int] | None = None,
                   rebuilt: bool = True) -> str:
     g0, g1 = plan.grid_before, plan.grid_after
     why = (why.strip().splitlines() or [""])[0][:160]
@@ -322,7 +322,7 @@ STRIDE_SEARCH_SECONDS = 10.0
 _search = threading.local()  # set while _fitting_strides builds: a refusal inside it does not search again
 
 
-def _fitting_strides(spec: Spec, plan: StemPlan) -> Optional[list[int]]:
+def _fitting_strides(spec: Spec, plan: StemPlan) -> list[int] | None:
     """Of half, one, two and four times the original stride, those with which this backbone builds and runs (None
     when the model is too large to try them in STRIDE_SEARCH_SECONDS). Never below half: a smaller stride
     multiplies the tokens an attention layer sees, and its memory by their square."""
@@ -349,7 +349,7 @@ def _fitting_strides(spec: Spec, plan: StemPlan) -> Optional[list[int]]:
 def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
     """"conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)": what the stem outputs, which stage 1
     takes, and the total stride there before and after."""
-    def fed(p: Probe) -> tuple[Optional[int], Optional[float]]:
+    def fed(p: Probe) -> tuple[int | None, float | None]:
         pts = {x.name: x for x in p.named_points()}
         x = pts.get("stem") or pts.get("stage1")
         return (x.grid[0], x.reduction) if x is not None and x.grid else (None, None)
@@ -362,7 +362,7 @@ def _changes_nothing(spec: Spec) -> bool:
             and spec.drop_path_rate is None)
 
 
-def build(spec: Union[Spec, dict, str]) -> Built:
+def build(spec: Spec | dict | str) -> Built:
     """Build the model a spec describes. See the module docstring for the order of work."""
     spec = load_spec(spec)
     img_size = spec.img_size or backbones.default_img_size(spec.backbone)

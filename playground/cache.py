@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, Optional, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -14,10 +15,10 @@ class LRU(Generic[V]):
 
     def __init__(self, size: int):
         self.size = size
-        self._data: "OrderedDict[Hashable, V]" = OrderedDict()
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> Optional[V]:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             if key not in self._data:
                 return None

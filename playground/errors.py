@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
-
+from collections.abc import Iterable
 
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
 

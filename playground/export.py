@@ -7,8 +7,8 @@ from __future__ import annotations
 import importlib.util
 import pprint
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 import torch
 
@@ -30,7 +30,7 @@ def python_snippet(spec: Spec) -> str:
             "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
 
 
-def onnx_missing() -> Optional[str]:
+def onnx_missing() -> str | None:
     """Why ONNX export is impossible here, or None."""
     missing = [p for p in ("onnx", "onnxscript") if importlib.util.find_spec(p) is None]
     if missing:
@@ -39,8 +39,8 @@ def onnx_missing() -> Optional[str]:
     return None
 
 
-def export(spec_or_built: Union[Spec, Built], fmt: str, path: Union[str, Path],
-           progress: Optional[Progress] = None) -> Path:
+def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
+           progress: Progress | None = None) -> Path:
     """Write `fmt` (a key of FORMATS) to `path` (its suffix is set from the format); returns the path written."""
     from .analyze import cached_build
     step = progress or (lambda f, m: None)

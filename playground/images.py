@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import SpecError
 
-__all__ = ['ImageSource', 'MAX_IMAGE_BYTES', 'MAX_IMAGE_PIXELS', 'ACCEPTED', 'load_image', 'image_name']
+__all__ = ["ImageSource", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ACCEPTED", "load_image", "image_name"]
 
-ImageSource = Union[str, Path, bytes, bytearray, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | bytearray | Image.Image | np.ndarray
 
 MAX_IMAGE_BYTES = 32 * 1024 ** 2  # encoded file size
 MAX_IMAGE_PIXELS = 40_000_000  # decoded width x height; below PIL's own bomb limit (89.5 M), so ours fires first
-ACCEPTED = 'an image file (JPEG, PNG, WebP, GIF, BMP, TIFF)'
+ACCEPTED = "an image file (JPEG, PNG, WebP, GIF, BMP, TIFF)"
 
 
 def image_name(source: ImageSource) -> str:
@@ -29,10 +28,10 @@ def image_name(source: ImageSource) -> str:
     if isinstance(source, (str, Path)):
         return Path(source).name or str(source)
     if isinstance(source, Image.Image):
-        return Path(getattr(source, 'filename', '') or 'image').name
+        return Path(getattr(source, "filename", "") or "image").name
     if isinstance(source, np.ndarray):
-        return 'array'
-    return 'image'
+        return "array"
+    return "image"
 
 
 def _read(source: str | Path, name: str) -> bytes:
@@ -44,7 +43,7 @@ def _read(source: str | Path, name: str) -> bytes:
         _check_bytes(size, name)
         return path.read_bytes()
     except OSError as e:
-        raise SpecError(f"image '{name}' cannot be read ({e.strerror or e}): give {ACCEPTED}")
+        raise SpecError(f"image '{name}' cannot be read ({e.strerror or e}): give {ACCEPTED}") from e
 
 
 def _check_bytes(size: int, name: str) -> None:
@@ -90,21 +89,21 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     """'I;16*', 'I' and 'F' (16-bit PNG / TIFF, float TIFF) to 'L': 16-bit ranges are scaled, 0..1 floats too."""
     a = np.asarray(im, dtype=np.float64)
     peak = float(a.max()) if a.size else 0.0
-    if im.mode == 'F' and peak <= 1.0:
+    if im.mode == "F" and peak <= 1.0:
         a = a * 255
     elif peak > 255:
         a = a / 257 if peak <= 65535 else a * (255 / peak)
-    return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), 'L')
+    return Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8), "L")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Any PIL mode to RGB; transparent pixels become white."""
-    if im.mode.startswith('I') or im.mode == 'F':
+    if im.mode.startswith("I") or im.mode == "F":
         im = _to_8bit(im)
-    if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or 'transparency' in im.info:
-        rgba = im.convert('RGBA')
-        return Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba).convert('RGB')
-    return im.convert('RGB')  # L, 1, P, CMYK, YCbCr, RGB (always a new image, detached from the file)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return im.convert("RGB")  # L, 1, P, CMYK, YCbCr, RGB (always a new image, detached from the file)
 
 
 def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
@@ -126,7 +125,7 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
     try:
         im = source if data is None else Image.open(io.BytesIO(data))
         _check_pixels(im.size, name)  # before decoding: open() only reads the header
-        if getattr(im, 'n_frames', 1) > 1:
+        if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
         im.load()
         im = ImageOps.exif_transpose(im) or im
@@ -134,9 +133,9 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
     except SpecError:
         raise
     except Image.DecompressionBombError:
-        raise SpecError(f"image '{name}' is over PIL's decompression-bomb pixel limit: give a smaller image")
+        raise SpecError(f"image '{name}' is over PIL's decompression-bomb pixel limit: give a smaller image") from None
     except UnidentifiedImageError:
-        raise SpecError(f"image '{name}' is not a recognised image: give {ACCEPTED}")
+        raise SpecError(f"image '{name}' is not a recognised image: give {ACCEPTED}") from None
     except Exception as e:  # PIL's decoders raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
         detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise SpecError(f"image '{name}' is truncated or corrupt ({detail}): give {ACCEPTED}")
+        raise SpecError(f"image '{name}' is truncated or corrupt ({detail}): give {ACCEPTED}") from e

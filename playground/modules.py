@@ -9,13 +9,14 @@ Channels always come from the resolved point, never from the user.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
-from torch import nn
 from timm.layers import get_act_layer, get_attn, make_divisible
+from torch import nn
 
 from .errors import SpecError, close_matches
 
@@ -65,10 +66,10 @@ def _arg_types(fn: Callable) -> dict[str, tuple[type, ...]]:
 def register_module(
         name: str,
         paper: str,
-        factory: Optional[Callable[..., nn.Module]] = None,
+        factory: Callable[..., nn.Module] | None = None,
         needs_grid: bool = False,
         residual: bool = False,
-        arg_source: Optional[Callable] = None,
+        arg_source: Callable | None = None,
         drop_args: Sequence[str] = (),
 ) -> CatalogEntry:
     """Add a catalog entry; `factory(channels, **args)` defaults to timm's `get_attn(name)`.
@@ -119,7 +120,7 @@ def check_args(entry: CatalogEntry, args: dict[str, Any], where: str) -> None:
                 raise SpecError(f"{where}.{key}: {value!r} must be an odd number from 1 to 63")
 
 
-def _eca(channels: int, kernel_size: Optional[int] = None, circular: bool = False, **kwargs) -> nn.Module:
+def _eca(channels: int, kernel_size: int | None = None, circular: bool = False, **kwargs) -> nn.Module:
     """ECA with a fixed kernel when `kernel_size` is given, else the paper's adaptive kernel from gamma/beta.
 
     timm's EcaModule ignores kernel_size whenever channels are passed, so they are withheld for a fixed kernel.
@@ -224,7 +225,7 @@ class LayoutAdapter(nn.Module):
     """
 
     def __init__(self, module: nn.Module, layout: str, num_prefix_tokens: int = 0,
-                 grid: Optional[tuple[int, int]] = None):
+                 grid: tuple[int, int] | None = None):
         super().__init__()
         self.layout = layout
         self.num_prefix_tokens = num_prefix_tokens

@@ -7,7 +7,8 @@ latency distribution, top-k predictions of the base and the stitched model, and 
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -32,7 +33,7 @@ def stage_points(report: dict) -> list[dict]:
 
 
 def channels_and_spatial(layout: str, shape: Sequence[int], img_size: int,
-                         reduction: Optional[float]) -> tuple[int, Optional[int], Optional[int]]:
+                         reduction: float | None) -> tuple[int, int | None, int | None]:
     """(channels, height, width) of a feature map: NCHW, NHWC, or NLC tokens (grid from the reduction)."""
     if layout == "NCHW" and len(shape) == 4:
         return shape[1], shape[2], shape[3]
@@ -94,7 +95,7 @@ def insert_rows(report: dict) -> list[dict]:
     return [rows[i] for i in sorted(rows)]
 
 
-def inserts_figure(report: dict) -> Optional[go.Figure]:
+def inserts_figure(report: dict) -> go.Figure | None:
     """Parameters (K) and MMACs added by each stitched-module entry of the spec; None when nothing is stitched."""
     rows = insert_rows(report)
     if not rows:
@@ -112,7 +113,7 @@ def inserts_figure(report: dict) -> Optional[go.Figure]:
     return _layout(fig, height=max(170, 100 + 34 * len(rows)))
 
 
-def latency_figure(latency: dict, base: Optional[dict] = None) -> go.Figure:
+def latency_figure(latency: dict, base: dict | None = None) -> go.Figure:
     """Distribution of the timed blocks (ms per forward pass) of the stitched model and, when given, the base."""
     fig = go.Figure()
     runs = [("base", base, BASE)] if base else []

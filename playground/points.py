@@ -12,8 +12,9 @@ import copy
 import fnmatch
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,10 +35,10 @@ class Point:
     channels: int
     shape: list[int]  # at batch 1 and the spec's image size
     num_prefix_tokens: int = 0
-    grid: Optional[tuple[int, int]] = None  # spatial grid, None for tokens whose grid is unknown
-    reduction: Optional[float] = None  # input size / grid size
-    block: Optional[str] = None  # the residual block this point lies strictly inside, if any
-    index: Optional[int] = None  # the feature map's position when the module outputs a tuple or list
+    grid: tuple[int, int] | None = None  # spatial grid, None for tokens whose grid is unknown
+    reduction: float | None = None  # input size / grid size
+    block: str | None = None  # the residual block this point lies strictly inside, if any
+    index: int | None = None  # the feature map's position when the module outputs a tuple or list
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "layout": self.layout, "channels": self.channels,
@@ -45,7 +46,7 @@ class Point:
                 "reduction": self.reduction, "output_index": self.index}
 
 
-def feature_map(out: Any) -> tuple[Optional[torch.Tensor], Optional[int]]:
+def feature_map(out: Any) -> tuple[torch.Tensor | None, int | None]:
     """The feature map (a 3-D token or 4-D map tensor) in a module's output, and its index when the output is a
     tuple or list (MViTv2 stages return (x, size), PiT's (x, cls_tokens)): the first such element."""
     if isinstance(out, torch.Tensor):
@@ -59,7 +60,7 @@ def feature_map(out: Any) -> tuple[Optional[torch.Tensor], Optional[int]]:
 class ForwardError(RuntimeError):
     """A probe's forward pass failed inside the module at `path` (the innermost one that had started)."""
 
-    def __init__(self, cause: BaseException, path: Optional[str], module: Optional[nn.Module]):
+    def __init__(self, cause: BaseException, path: str | None, module: nn.Module | None):
         self.cause, self.path = cause, path
         self.module_type = type(module).__name__ if module is not None else None
         self.text = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
@@ -70,11 +71,11 @@ class ForwardError(RuntimeError):
 class _Call:
     start: int
     end: int = -1
-    inp: Optional[torch.Tensor] = None
+    inp: torch.Tensor | None = None
     out: object = None
 
     @property
-    def map(self) -> Optional[torch.Tensor]:
+    def map(self) -> torch.Tensor | None:
         return feature_map(self.out)[0]
 
 
@@ -87,10 +88,10 @@ class Probe:
     stages: list[str]
     blocks: list[list[str]]  # per stage: block paths (empty when the stage has no block container)
     input_path: str
-    stem_path: Optional[str]
-    final_path: Optional[str]
+    stem_path: str | None
+    final_path: str | None
     num_prefix_tokens: int = 0
-    patch_grid: Optional[tuple[int, int]] = None
+    patch_grid: tuple[int, int] | None = None
     unavailable: dict[str, str] = field(default_factory=dict)  # point name -> why it cannot take a module
     _cache: dict = field(default_factory=dict)
 
@@ -132,7 +133,7 @@ class Probe:
         return [min([self.calls[p].start for p in [stage, *blocks] if p in self.calls])
                 for stage, blocks in zip(self.stages, self.blocks)]
 
-    def _call(self, path: str) -> Optional["_Call"]:
+    def _call(self, path: str) -> _Call | None:
         while path:
             if path in self.calls:
                 return self.calls[path]
@@ -161,7 +162,7 @@ class Probe:
             raise SpecError(f"{where}: {at!r} is not a point; allowed: {self._allowed()}")
         return self._resolve_glob(at, where)
 
-    def _resolve_stage(self, at: str, i: int, j: Optional[str], where: str) -> list[Point]:
+    def _resolve_stage(self, at: str, i: int, j: str | None, where: str) -> list[Point]:
         n = len(self.stages)
         if not 1 <= i <= n:
             raise SpecError(f"{where}: {at!r}: this backbone has stages 1 to {n}")
@@ -211,10 +212,10 @@ class Probe:
         self._cache[key] = point
         return point
 
-    def _layout(self, t: torch.Tensor) -> tuple[str, int, Optional[tuple[int, int]], int]:
+    def _layout(self, t: torch.Tensor) -> tuple[str, int, tuple[int, int] | None, int]:
         return map_layout(t, self.num_prefix_tokens, self.patch_grid, getattr(self.model, "output_fmt", "NCHW"))
 
-    def _enclosing_block(self, path: str) -> Optional[str]:
+    def _enclosing_block(self, path: str) -> str | None:
         for blocks, stage in zip(self.blocks, self.stages):
             for b in blocks or [stage]:
                 if path.startswith(b + "."):
@@ -222,8 +223,8 @@ class Probe:
         return None
 
 
-def map_layout(t: torch.Tensor, num_prefix_tokens: int = 0, patch_grid: Optional[tuple[int, int]] = None,
-               output_fmt: str = "NCHW") -> tuple[str, int, Optional[tuple[int, int]], int]:
+def map_layout(t: torch.Tensor, num_prefix_tokens: int = 0, patch_grid: tuple[int, int] | None = None,
+               output_fmt: str = "NCHW") -> tuple[str, int, tuple[int, int] | None, int]:
     """(layout, channels, grid, prefix tokens) of a feature map: NCHW, NHWC, or NLC tokens (B, L, C) whose grid
     is the model's patch grid or a square after the prefix tokens (the model's count, none, or one cls token)."""
     if t.ndim == 3:  # tokens (B, L, C), timm's layout
@@ -246,7 +247,7 @@ def map_layout(t: torch.Tensor, num_prefix_tokens: int = 0, patch_grid: Optional
     return "NCHW", a, (b, c), 0
 
 
-def _block_container(stage: nn.Module, stage_path: str) -> Optional[str]:
+def _block_container(stage: nn.Module, stage_path: str) -> str | None:
     if isinstance(stage, _CONTAINERS):
         return stage_path
     children = dict(stage.named_children())
@@ -256,7 +257,7 @@ def _block_container(stage: nn.Module, stage_path: str) -> Optional[str]:
     return f"{stage_path}.{containers[0]}" if len(containers) == 1 else None
 
 
-def _feature_info_stages(model: nn.Module, calls: dict[str, "_Call"]) -> list[tuple[str, list[str]]]:
+def _feature_info_stages(model: nn.Module, calls: dict[str, _Call]) -> list[tuple[str, list[str]]]:
     """(stage path, block paths) from timm's `feature_info`, kept only where it names modules that ran and output a
     feature map. A ModuleList entry (CoaT's `serial_blocks1`) is not called itself: its last block that ran is the
     stage's output. Leading stem entries (reduction 2 or less, no blocks: ResNet `act1`, DenseNet `norm0`) go."""
@@ -280,7 +281,7 @@ def _feature_info_stages(model: nn.Module, calls: dict[str, "_Call"]) -> list[tu
     return [(p, b) for p, b, _ in found]
 
 
-def _outer_maps(calls: dict[str, "_Call"], until: int) -> list[str]:
+def _outer_maps(calls: dict[str, _Call], until: int) -> list[str]:
     """Module calls not inside another call that output a feature map and end by `until`, in the order they end."""
     def outer(path: str) -> bool:
         parts = path.split(".")
@@ -289,8 +290,8 @@ def _outer_maps(calls: dict[str, "_Call"], until: int) -> list[str]:
                   key=lambda p: calls[p].end)
 
 
-def _trunk_stages(model: nn.Module, calls: dict[str, "_Call"], features_end: int,
-                  reduction: Callable[[torch.Tensor], Optional[float]]) -> list[tuple[str, list[str]]]:
+def _trunk_stages(model: nn.Module, calls: dict[str, _Call], features_end: int,
+                  reduction: Callable[[torch.Tensor], float | None]) -> list[tuple[str, list[str]]]:
     """Stages found from the probe where `feature_info` is missing or wrong (MViTv2, Twins, HRNet): the trunk is the
     outermost module calls that output a feature map up to the features; a stage ends where the reduction grows
     beyond every one before it. Units of a stage that share a container are its blocks; a stage that is all of a
@@ -351,7 +352,7 @@ def shape_runner(model: nn.Module) -> tuple[nn.Module, str]:
 Forward = Callable[[nn.Module, torch.Tensor], Any]
 
 
-def probe(model: nn.Module, img_size: int, forward: Optional[Forward] = None, private: bool = False) -> Probe:
+def probe(model: nn.Module, img_size: int, forward: Forward | None = None, private: bool = False) -> Probe:
     """One forward pass at batch 1 with hooks on every module: what ran, in which order, with which shapes.
 
     Large models run on a meta-device copy (shapes only, no compute); models the meta device cannot run
@@ -374,7 +375,7 @@ def probe(model: nn.Module, img_size: int, forward: Optional[Forward] = None, pr
     return _probe(model, img_size, "cpu", forward)
 
 
-def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forward] = None) -> Probe:
+def _probe(model: nn.Module, img_size: int, device: str, forward: Forward | None = None) -> Probe:
     calls: dict[str, _Call] = {}
     clock = iter(range(1 << 62))
     handles = []
@@ -430,7 +431,7 @@ def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forwa
     fed = [p for p, c in calls.items() if c.inp is x]
     input_path = min(fed or calls, key=lambda p: (p.count("."), calls[p].start))
 
-    def latest_producer(t, before: int) -> Optional[str]:
+    def latest_producer(t, before: int) -> str | None:
         found = [p for p, c in calls.items() if c.map is t and c.end < before]
         return max(found, key=lambda p: calls[p].end) if found else None
 
@@ -439,7 +440,7 @@ def _probe(model: nn.Module, img_size: int, device: str, forward: Optional[Forwa
     patch_grid = tuple(patch_grid) if isinstance(patch_grid, (tuple, list)) and len(patch_grid) == 2 else None
     output_fmt = getattr(model, "output_fmt", "NCHW")
 
-    def reduction(t: torch.Tensor) -> Optional[float]:
+    def reduction(t: torch.Tensor) -> float | None:
         grid = map_layout(t, prefix, patch_grid, output_fmt)[2]
         return img_size / grid[0] if grid else None
     found = _feature_info_stages(model, calls)

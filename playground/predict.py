@@ -9,8 +9,9 @@ image size, so pretrained weights see what they were trained on. Class names com
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch import nn
 from .errors import SpecError
 from .images import ImageSource, image_name, load_image
 
-__all__ = ['Prediction', 'predict', 'data_config', 'eval_transform', 'class_labels']
+__all__ = ["Prediction", "predict", "data_config", "eval_transform", "class_labels"]
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Prediction:
 def data_config(model: nn.Module, img_size: int | None = None) -> dict[str, Any]:
     """timm's data config for `model` (mean, std, interpolation, crop_pct), at `img_size` when given."""
     from timm.data import resolve_model_data_config
-    return resolve_model_data_config(model, args={'img_size': int(img_size)} if img_size else None)
+    return resolve_model_data_config(model, args={"img_size": int(img_size)} if img_size else None)
 
 
 def eval_transform(model: nn.Module, img_size: int | None = None) -> Callable:
@@ -53,7 +54,7 @@ def class_labels(model: nn.Module, num_classes: int) -> tuple[list[str], str | N
         info = ImageNetInfo(subset)
         if info.num_classes() == num_classes:
             return [info.index_to_description(i) for i in range(num_classes)], None
-    return [f'class {i}' for i in range(num_classes)], (
+    return [f"class {i}" for i in range(num_classes)], (
         f'predictions: {num_classes} classes are not ImageNet-1k; labels are shown as "class <i>"')
 
 
@@ -70,8 +71,8 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
     out = out[0] if isinstance(out, (tuple, list)) else out
     if out.ndim != 2 or out.shape[1] < 1:
-        raise SpecError(f'predictions need a classifier head; the model outputs shape {tuple(out.shape)} '
-                        f'(num_classes is 0?)')
+        raise SpecError(f"predictions need a classifier head; the model outputs shape {tuple(out.shape)} "
+                        f"(num_classes is 0?)")
     return out.float().cpu()
 
 
@@ -90,7 +91,7 @@ def _agreement(base_logits: torch.Tensor, logits: torch.Tensor, labels: Sequence
     """
     base_log, mod_log = F.log_softmax(base_logits, dim=-1), F.log_softmax(logits, dim=-1)
     base, mod = base_log.exp(), mod_log.exp()
-    kl = F.kl_div(mod_log, base_log, reduction='sum', log_target=True)  # sum base * (log base - log mod)
+    kl = F.kl_div(mod_log, base_log, reduction="sum", log_target=True)  # sum base * (log base - log mod)
     rank = torch.empty_like(mod, dtype=torch.long)
     rank[mod.argsort(descending=True)] = torch.arange(1, mod.numel() + 1)
     base_order = base.argsort(descending=True)[:k]
@@ -122,7 +123,7 @@ def predict(
     if not images:
         return [], []
     if topk < 1:
-        raise SpecError(f'topk: {topk} is not allowed; use a positive number of classes')
+        raise SpecError(f"topk: {topk} is not allowed; use a positive number of classes")
     names = list(names) if names is not None else [image_name(im) for im in images]
     pil = [load_image(im, name) for im, name in zip(images, names)]
     transform = eval_transform(model, img_size)  # the base model shares the backbone's data config
@@ -139,8 +140,8 @@ def predict(
         base_probs = F.softmax(base_logits, dim=-1)
         base_labels, warning = _labels(base_model, base_probs.shape[1], labels)
         if base_probs.shape[1] != probs.shape[1]:
-            warnings.append(f'predictions: the base model has {base_probs.shape[1]} classes and the modified one '
-                            f'{probs.shape[1]}; no agreement is computed')
+            warnings.append(f"predictions: the base model has {base_probs.shape[1]} classes and the modified one "
+                            f"{probs.shape[1]}; no agreement is computed")
         elif warning and warning not in warnings:
             warnings.append(warning)
 
@@ -159,5 +160,5 @@ def _labels(model: nn.Module, num_classes: int, labels: Sequence[str] | None) ->
     if labels is None:
         return class_labels(model, num_classes)
     if len(labels) != num_classes:
-        raise SpecError(f'labels: {len(labels)} names given for a {num_classes}-class model; give one per class')
+        raise SpecError(f"labels: {len(labels)} names given for a {num_classes}-class model; give one per class")
     return [str(label) for label in labels], None

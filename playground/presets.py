@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 from .errors import SpecError, close_matches
 from .spec import Spec, load_spec
@@ -45,7 +44,7 @@ def resolve(spec_arg: str) -> Spec:
                     f"spec file; presets: {', '.join(preset_files())}")
 
 
-def preset_name(spec: Spec) -> Optional[str]:
+def preset_name(spec: Spec) -> str | None:
     for name, s in list_presets().items():
         if s == spec:
             return name

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import yaml
 
@@ -51,18 +51,18 @@ class Composite:
     """Modules in series (`serial`) or in parallel merged by add, mul or concat."""
     kind: str  # 'serial' | 'parallel'
     items: tuple
-    merge: Optional[str] = None  # parallel only
+    merge: str | None = None  # parallel only
 
 
-ModuleSpec = Union[Leaf, Composite]
+ModuleSpec = Leaf | Composite
 
 
 @dataclass(frozen=True)
 class StemSpec:
     """The embedding: stride, and optionally kernel and padding, of the first downsampling conv."""
-    stride: Optional[int] = None
-    kernel: Optional[int] = None
-    padding: Optional[int] = None
+    stride: int | None = None
+    kernel: int | None = None
+    padding: int | None = None
 
     def is_default(self) -> bool:
         return self.stride is None and self.kernel is None and self.padding is None
@@ -77,18 +77,18 @@ class InsertSpec:
 @dataclass(frozen=True)
 class Spec:
     backbone: str
-    title: Optional[str] = None
-    description: Optional[str] = None
+    title: str | None = None
+    description: str | None = None
     pretrained: bool = False
-    checkpoint: Optional[str] = None
-    num_classes: Optional[int] = None
-    img_size: Optional[int] = None  # None: the backbone's default input size
+    checkpoint: str | None = None
+    num_classes: int | None = None
+    img_size: int | None = None  # None: the backbone's default input size
     stem: StemSpec = StemSpec()
     insert: tuple = ()
     gate: bool = False
     reparameterize: bool = False  # timm's reparameterize_model: the fused deploy form (RepVGG, MobileOne, FastViT)
-    head_norm: Optional[str] = None
-    drop_path_rate: Optional[float] = None
+    head_norm: str | None = None
+    drop_path_rate: float | None = None
 
     def to_dict(self) -> dict:
         """Plain data; fields at their defaults are left out. `Spec.from_dict(s.to_dict()) == s`."""
@@ -108,13 +108,13 @@ class Spec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Spec":
+    def from_dict(cls, data: Any) -> Spec:
         return _parse_spec(data)
 
 
 # ---- loading
 
-def load_spec(source: Union[str, Path, dict, "Spec"]) -> Spec:
+def load_spec(source: str | Path | dict | Spec) -> Spec:
     """A Spec from a Spec, a dict, YAML/JSON text, or a file given as a `pathlib.Path`.
 
     A `str` is always text, never a file name: specs from the UI or the API cannot make the server read files.
@@ -164,7 +164,7 @@ def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def _int(v: Any, where: str, lo: int, hi: int, optional: bool = True) -> Optional[int]:
+def _int(v: Any, where: str, lo: int, hi: int, optional: bool = True) -> int | None:
     if v is None and optional:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
@@ -174,7 +174,7 @@ def _int(v: Any, where: str, lo: int, hi: int, optional: bool = True) -> Optiona
     return v
 
 
-def _str(v: Any, where: str, optional: bool = True, max_len: int = 200) -> Optional[str]:
+def _str(v: Any, where: str, optional: bool = True, max_len: int = 200) -> str | None:
     if v is None and optional:
         return None
     if not isinstance(v, str) or not v.strip():

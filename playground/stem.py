@@ -9,12 +9,12 @@ that the new grid still fits the window size. Convolutional families need none.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
-from torch import nn
 from timm.layers import resample_abs_pos_embed
+from torch import nn
 
 from .errors import SpecError
 from .points import Probe
@@ -32,7 +32,7 @@ def register_grid_fixup(model_cls: type) -> Callable[[GridFixup], GridFixup]:
     return wrap
 
 
-def first_downsampling_conv(probe: Probe) -> Optional[str]:
+def first_downsampling_conv(probe: Probe) -> str | None:
     """Path of the first Conv2d that runs with a stride > 1."""
     modules = dict(probe.model.named_modules())
     convs = [p for p in probe.calls if isinstance(modules.get(p), nn.Conv2d) and max(modules[p].stride) > 1]
@@ -60,7 +60,7 @@ class StemPlan:
         embeddings, attention biases, windows) are rebuilt for."""
         return max(1, round(self.img_size * self.grid_after / self.grid_before))
 
-    def describe(self, grid: Optional[int], total_after: Optional[float], total_before: Optional[float]) -> str:
+    def describe(self, grid: int | None, total_after: float | None, total_before: float | None) -> str:
         """"conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)"."""
         (k0, s0, p0), (k1, s1, p1) = self.before, self.after
         parts = [f"stride {s0} -> {s1}"] if s0 != s1 else []
@@ -83,7 +83,8 @@ def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
     p0 = conv.padding[0] if isinstance(conv.padding, tuple) else 0
     kernel = stem.kernel or k0
     stride = stem.stride or s0
-    padding = stem.padding if stem.padding is not None else (p0 if kernel == k0 else (0 if p0 == 0 else (kernel - 1) // 2))
+    same_kernel_padding = p0 if kernel == k0 else (0 if p0 == 0 else (kernel - 1) // 2)
+    padding = stem.padding if stem.padding is not None else same_kernel_padding
     in_size = probe.calls[path].inp.shape[-1]
     same = type(conv).__name__.startswith("Conv2dSame") or conv.padding == "same"  # TF-style: ceil(in / stride)
     grid = math.ceil(in_size / stride) if same else _conv_out(in_size, kernel, stride, padding)

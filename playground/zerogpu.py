@@ -11,7 +11,7 @@ pickle, and the worker could not reach the page anyway), so the wrapper passes `
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 try:
     import spaces  # the Hugging Face Spaces package (ZeroGPU)
@@ -23,7 +23,7 @@ __all__ = ["gpu", "ENABLED"]
 ENABLED = spaces is not None  # whether `gpu` wraps at all
 
 
-def gpu(fn: Optional[Callable] = None, *, duration: int = 60) -> Callable:
+def gpu(fn: Callable | None = None, *, duration: int = 60) -> Callable:
     """`@gpu` or `@gpu(duration=120)`: `spaces.GPU(duration=duration)` when `spaces` imports, else a no-op.
 
     `duration` is the longest the call may hold the GPU, in seconds (ZeroGPU's default is 60).

@@ -19,7 +19,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -79,18 +78,18 @@ class ZooResult:
     img_size: int
     reference: Reference
     analysed: bool = False
-    error: Optional[str] = None
-    params: Optional[int] = None
-    macs: Optional[int] = None
-    fvcore_macs: Optional[int] = None  # plain FlopCountAnalysis, its default handles
+    error: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    fvcore_macs: int | None = None  # plain FlopCountAnalysis, its default handles
     uncounted_ops: list[str] = field(default_factory=list)
     stitched: bool = False
-    stitch_error: Optional[str] = None
+    stitch_error: str | None = None
     gated_identical: bool = False
     checkpoint_loads: bool = False
-    stride: Optional[str] = None  # e.g. 'conv1: 2 -> 4'
+    stride: str | None = None  # e.g. 'conv1: 2 -> 4'
     stride_ok: bool = False
-    stride_refusal: Optional[str] = None
+    stride_refusal: str | None = None
 
     @property
     def params_ok(self) -> bool:

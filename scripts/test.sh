@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv (and Debian's Chromium for the browser tests), then run pytest.
+# Install the package (editable, with its dev extra) into .venv, and Debian's Chromium for the browser tests;
+# lint, then run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,4 +12,5 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
     || echo "warning: could not install chromium; browser tests will be skipped" >&2
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
+.venv/bin/ruff check .  # lint first: the rules are in pyproject.toml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

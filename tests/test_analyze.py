@@ -157,7 +157,9 @@ def test_ungated_se_changes_pretrained_predictions_and_says_so():
 def test_concurrent_requests_share_cached_models_safely():
     """The app serves requests in threads: the same cached models get probed, counted and run at once."""
     from concurrent.futures import ThreadPoolExecutor
+
     from skimage import data
+
     from playground.analyze import _builts, _reports
     spec = {"backbone": "resnet18", "img_size": 96}
     _reports.clear(), _builts.clear()

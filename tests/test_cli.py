@@ -69,8 +69,9 @@ def test_bad_spec_in_a_real_process(tmp_path):
 def test_export_round_trips(capsys, tmp_path):
     import torch
     from safetensors.torch import load_file
-    from playground.presets import load_preset
+
     import playground as pg
+    from playground.presets import load_preset
     code, out, _ = run(capsys, "export", "eca_resnet50", "--format", "yaml", "-o", str(tmp_path / "spec"))
     assert code == 0 and pg.load_spec(tmp_path / "spec.yaml") == load_preset("eca_resnet50")
     code, out, _ = run(capsys, "export", "eca_resnet50", "--format", "safetensors", "-o", str(tmp_path / "m"))

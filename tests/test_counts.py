@@ -22,7 +22,7 @@ REFERENCE = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def counted(name: str):
     """Each reference model is built and counted once per session."""
     model = timm.create_model(name, pretrained=False)

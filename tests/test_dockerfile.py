@@ -33,7 +33,7 @@ def test_installs_requirements_in_a_cached_layer_before_the_code():
     assert copies[0].endswith("requirements.txt .")
     assert any("--mount=type=cache" in r and "pip install -r requirements.txt" in r for r in runs)
     assert DOCKERFILE.index("requirements.txt .") < DOCKERFILE.index("COPY --chown=user:user . .")
-    torch_pin = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l.startswith("torch==")]
+    torch_pin = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch==")]
     assert torch_pin == ["torch==2.14.1"]  # the PyPI build, CUDA-capable
 
 

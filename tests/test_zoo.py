@@ -7,7 +7,6 @@ nest, botnet, halonet), reparameterisable (repvgg, mobileone, fastvit, repvit), 
 poolformer), tuple outputs (crossvit, hrnet, pit, tnt) and plain convnets. `bench/bench_zoo.py` runs every family.
 """
 import pytest
-import torch
 
 from playground import zoo
 
@@ -51,6 +50,7 @@ def test_family(family, families, one_thread):
 
 def test_gate_is_bit_identical_through_analyze():
     from skimage import data
+
     from playground.analyze import analyze
     r = analyze({"backbone": "pit_ti_224", "gate": True, "insert": [{"at": "stage2", "module": "se"},
                                                                      {"at": "final", "module": "eca"}]},

@@ -9,4 +9,4 @@ One family per file, in timm's style: ``spectformer`` (SpectFormer-H, arXiv:2304
 from .metaformer_cifar import CifarMetaFormer
 from .spectformer import SpectFormer
 
-__all__ = ['CifarMetaFormer', 'SpectFormer']
+__all__ = ["CifarMetaFormer", "SpectFormer"]

@@ -24,27 +24,33 @@ Where the seed is silent, small defaults chosen here:
       MetaFormer attention).
     * ``drop_path_rate`` and ``proj_drop_rate`` default to 0 (the seed used 0.1 for both).
 """
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from timm.layers import (
-    DropPath, GroupNorm1, Mlp, NormMlpClassifierHead, calculate_drop_path_rates, to_ntuple, trunc_normal_,
+    DropPath,
+    GroupNorm1,
+    Mlp,
+    NormMlpClassifierHead,
+    calculate_drop_path_rates,
+    to_ntuple,
+    trunc_normal_,
 )
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.metaformer import Attention, Downsampling, Pooling
+from torch import Tensor
 
-__all__ = ['CifarMetaFormer']
+__all__ = ["CifarMetaFormer"]
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 # the seed's two embeddings, by stride: (kernel, padding, bias)
 _STEMS = {2: (4, 1, False), 4: (7, 2, True)}
-_MIXERS = ('pool', 'attn')
+_MIXERS = ("pool", "attn")
 
 
 class Attention2d(Attention):
@@ -62,7 +68,7 @@ class Stem(nn.Module):
     def __init__(self, in_chans: int, out_chs: int, stride: int = 2):
         super().__init__()
         if stride not in _STEMS:
-            raise ValueError(f'stem_stride must be one of {sorted(_STEMS)}, got {stride!r}')
+            raise ValueError(f"stem_stride must be one of {sorted(_STEMS)}, got {stride!r}")
         kernel_size, padding, bias = _STEMS[stride]
         self.conv = nn.Conv2d(in_chans, out_chs, kernel_size=kernel_size, stride=stride, padding=padding, bias=bias)
 
@@ -76,7 +82,7 @@ class MetaFormerBlock(nn.Module):
     def __init__(
             self,
             dim: int,
-            mixer: str = 'pool',
+            mixer: str = "pool",
             num_heads: int = 8,
             pool_size: int = 3,
             mlp_ratio: float = 4.,
@@ -85,9 +91,9 @@ class MetaFormerBlock(nn.Module):
     ):
         super().__init__()
         if mixer not in _MIXERS:
-            raise ValueError(f'mixer must be one of {_MIXERS}, got {mixer!r}')
+            raise ValueError(f"mixer must be one of {_MIXERS}, got {mixer!r}")
         self.norm1 = GroupNorm1(dim)
-        if mixer == 'attn':
+        if mixer == "attn":
             self.attn = Attention2d(dim, head_dim=dim // num_heads, num_heads=num_heads, proj_drop=proj_drop)
         else:
             self.attn = Pooling(pool_size)
@@ -110,7 +116,7 @@ class CifarMetaFormerStage(nn.Module):
             out_chs: int,
             depth: int = 2,
             stride: int = 1,
-            mixer: str = 'pool',
+            mixer: str = "pool",
             dp_rates: Sequence[float] = (0., 0.),
             **block_kwargs: Any,
     ):
@@ -139,11 +145,11 @@ class CifarMetaFormer(nn.Module):
             self,
             in_chans: int = 3,
             num_classes: int = 10,
-            global_pool: str = 'avg',
-            dims: Union[int, Tuple[int, ...]] = (64, 64, 64, 64),
-            depths: Tuple[int, ...] = (2, 2, 2, 2),
-            mixers: Union[str, Tuple[str, ...]] = 'pool',
-            downsample_strides: Union[int, Tuple[int, ...]] = 1,
+            global_pool: str = "avg",
+            dims: int | tuple[int, ...] = (64, 64, 64, 64),
+            depths: tuple[int, ...] = (2, 2, 2, 2),
+            mixers: str | tuple[str, ...] = "pool",
+            downsample_strides: int | tuple[int, ...] = 1,
             stem_stride: int = 2,
             num_heads: int = 8,
             pool_size: int = 3,
@@ -152,7 +158,7 @@ class CifarMetaFormer(nn.Module):
             drop_rate: float = 0.,
             proj_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
-            img_size: Optional[Union[int, Tuple[int, int]]] = None,
+            img_size: int | tuple[int, int] | None = None,
     ):
         """
         Args:
@@ -179,7 +185,7 @@ class CifarMetaFormer(nn.Module):
         mixers = to_ntuple(num_stages)(mixers) if not isinstance(mixers, str) else (mixers,) * num_stages
         downsample_strides = to_ntuple(num_stages)(downsample_strides)
         if len(mixers) != num_stages or any(m not in _MIXERS for m in mixers):
-            raise ValueError(f'mixers must be {num_stages} of {_MIXERS}, got {mixers!r}')
+            raise ValueError(f"mixers must be {num_stages} of {_MIXERS}, got {mixers!r}")
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.mixers = tuple(mixers)
@@ -204,7 +210,7 @@ class CifarMetaFormer(nn.Module):
             ))
             prev_dim = dims[i]
             reduction *= downsample_strides[i]
-            self.feature_info += [dict(num_chs=prev_dim, reduction=reduction, module=f'stages.{i}')]
+            self.feature_info += [dict(num_chs=prev_dim, reduction=reduction, module=f"stages.{i}")]
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = prev_dim
 
@@ -224,14 +230,14 @@ class CifarMetaFormer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(stem=r'^stem', blocks=r'^stages\.(\d+)' if coarse else r'^stages\.(\d+)\.blocks\.(\d+)')
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.blocks\.(\d+)")
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
 
@@ -246,7 +252,7 @@ class CifarMetaFormer(nn.Module):
 
 
 def _create_cifar_metaformer(variant: str, pretrained: bool = False, **kwargs: Any) -> CifarMetaFormer:
-    out_indices = kwargs.pop('out_indices', tuple(range(len(kwargs.get('depths', (2, 2, 2, 2))))))
+    out_indices = kwargs.pop("out_indices", tuple(range(len(kwargs.get("depths", (2, 2, 2, 2))))))
     return build_model_with_cfg(
         CifarMetaFormer,
         variant,
@@ -256,41 +262,41 @@ def _create_cifar_metaformer(variant: str, pretrained: bool = False, **kwargs: A
     )
 
 
-def _cfg(**kwargs: Any) -> Dict[str, Any]:
+def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        'num_classes': 10, 'input_size': (3, 32, 32), 'pool_size': None,
-        'crop_pct': 1.0, 'interpolation': 'bilinear', 'fixed_input_size': False,
-        'mean': CIFAR10_MEAN, 'std': CIFAR10_STD,
-        'first_conv': 'stem.conv', 'classifier': 'head.fc',
-        'origin_url': 'https://blog.csdn.net/gwd777/article/details/135040573',
-        'paper_ids': 'arXiv:2111.11418',
+        "num_classes": 10, "input_size": (3, 32, 32), "pool_size": None,
+        "crop_pct": 1.0, "interpolation": "bilinear", "fixed_input_size": False,
+        "mean": CIFAR10_MEAN, "std": CIFAR10_STD,
+        "first_conv": "stem.conv", "classifier": "head.fc",
+        "origin_url": "https://blog.csdn.net/gwd777/article/details/135040573",
+        "paper_ids": "arXiv:2111.11418",
         **kwargs,
     }
 
 
 default_cfgs = generate_default_cfgs({
-    'cifar_metaformer_pool': _cfg(),
-    'cifar_metaformer_attn': _cfg(),
-    'cifar_metaformer_hybrid': _cfg(),
+    "cifar_metaformer_pool": _cfg(),
+    "cifar_metaformer_attn": _cfg(),
+    "cifar_metaformer_hybrid": _cfg(),
 })
 
 
 @register_model
 def cifar_metaformer_pool(pretrained: bool = False, **kwargs: Any) -> CifarMetaFormer:
     """Pooling mixers in every stage (the seed's default, ``switch_flag=False``)."""
-    model_args = dict(mixers='pool')
-    return _create_cifar_metaformer('cifar_metaformer_pool', pretrained=pretrained, **dict(model_args, **kwargs))
+    model_args = dict(mixers="pool")
+    return _create_cifar_metaformer("cifar_metaformer_pool", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def cifar_metaformer_attn(pretrained: bool = False, **kwargs: Any) -> CifarMetaFormer:
     """Multi-head self-attention mixers in every stage (the seed's ``switch_flag=True``)."""
-    model_args = dict(mixers='attn')
-    return _create_cifar_metaformer('cifar_metaformer_attn', pretrained=pretrained, **dict(model_args, **kwargs))
+    model_args = dict(mixers="attn")
+    return _create_cifar_metaformer("cifar_metaformer_attn", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def cifar_metaformer_hybrid(pretrained: bool = False, **kwargs: Any) -> CifarMetaFormer:
     """Pooling in the first two stages, attention in the last two (MetaFormer's CAFormer-like split)."""
-    model_args = dict(mixers=('pool', 'pool', 'attn', 'attn'))
-    return _create_cifar_metaformer('cifar_metaformer_hybrid', pretrained=pretrained, **dict(model_args, **kwargs))
+    model_args = dict(mixers=("pool", "pool", "attn", "attn"))
+    return _create_cifar_metaformer("cifar_metaformer_hybrid", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -20,25 +20,32 @@ Differences from the official code:
     training-time MixToken / dense-label outputs are not implemented.
 """
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import (
+    DropPath,
+    LayerNorm,
+    LayerNorm2d,
+    Mlp,
+    calculate_drop_path_rates,
+    to_2tuple,
+    trunc_normal_,
+    use_fused_attn,
+)
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor
 from torch.jit import Final
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import (
-    DropPath, LayerNorm, LayerNorm2d, Mlp, calculate_drop_path_rates, to_2tuple, trunc_normal_, use_fused_attn,
-)
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-
-__all__ = ['SpectFormer']
+__all__ = ["SpectFormer"]
 
 
-def _conv_out(size: Tuple[int, int], conv: nn.Conv2d) -> Tuple[int, int]:
+def _conv_out(size: tuple[int, int], conv: nn.Conv2d) -> tuple[int, int]:
     """Spatial output size of ``conv`` for an input of ``size`` (PyTorch's convolution arithmetic)."""
     return tuple(
         (s + 2 * p - d * (k - 1) - 1) // st + 1
@@ -46,7 +53,7 @@ def _conv_out(size: Tuple[int, int], conv: nn.Conv2d) -> Tuple[int, int]:
     )
 
 
-def resample_spectral_weight(weight: Tensor, size: Tuple[int, int]) -> Tensor:
+def resample_spectral_weight(weight: Tensor, size: tuple[int, int]) -> Tensor:
     """Resample a spectral filter stored as (H, W // 2 + 1, C, 2) real/imag parts to ``size`` = (H', W' // 2 + 1).
 
     Rule: the filter is treated as a function of normalised frequency. The H axis of an rfft2 spectrum is
@@ -57,7 +64,7 @@ def resample_spectral_weight(weight: Tensor, size: Tuple[int, int]) -> Tensor:
     h, w, c, _ = weight.shape
     x = torch.fft.fftshift(weight, dim=0)
     x = x.permute(2, 3, 0, 1).reshape(1, c * 2, h, w)
-    x = F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
     x = x.reshape(c, 2, size[0], size[1]).permute(2, 3, 0, 1)
     return torch.fft.ifftshift(x, dim=0).contiguous()
 
@@ -70,7 +77,7 @@ class SpectralGatingNetwork(nn.Module):
     Input and output are NHWC.
     """
 
-    def __init__(self, dim: int, grid_size: Tuple[int, int] = (56, 56)):
+    def __init__(self, dim: int, grid_size: tuple[int, int] = (56, 56)):
         super().__init__()
         self.grid_size = to_2tuple(grid_size)
         h, w = self.grid_size
@@ -86,13 +93,13 @@ class SpectralGatingNetwork(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, H, W, C = x.shape
         dtype = x.dtype
-        x = torch.fft.rfft2(x.float(), dim=(1, 2), norm='ortho')
+        x = torch.fft.rfft2(x.float(), dim=(1, 2), norm="ortho")
         x = x * self.spectral_filter(H, W)
-        x = torch.fft.irfft2(x, s=(H, W), dim=(1, 2), norm='ortho')
+        x = torch.fft.irfft2(x, s=(H, W), dim=(1, 2), norm="ortho")
         return x.to(dtype)
 
     def extra_repr(self) -> str:
-        return f'grid_size={self.grid_size}, filter={tuple(self.complex_weight.shape[:3])}'
+        return f"grid_size={self.grid_size}, filter={tuple(self.complex_weight.shape[:3])}"
 
 
 class Attention(nn.Module):
@@ -101,7 +108,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8):
         super().__init__()
-        assert dim % num_heads == 0, f'dim {dim} should be divided by num_heads {num_heads}.'
+        assert dim % num_heads == 0, f"dim {dim} should be divided by num_heads {num_heads}."
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
@@ -138,7 +145,7 @@ class DWConv(nn.Module):
 class PVT2FFN(nn.Module):
     """PVTv2 feed-forward: fc1 -> depthwise 3x3 conv -> GELU -> fc2 (https://arxiv.org/abs/2106.13797). NHWC."""
 
-    def __init__(self, in_features: int, hidden_features: int, act_layer: Type[nn.Module] = nn.GELU):
+    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU):
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
         self.dwconv = DWConv(hidden_features)
@@ -157,15 +164,15 @@ class Block(nn.Module):
             dim: int,
             num_heads: int,
             mlp_ratio: float,
-            block_type: str = 'spectral',
-            grid_size: Tuple[int, int] = (56, 56),
+            block_type: str = "spectral",
+            grid_size: tuple[int, int] = (56, 56),
             drop_path: float = 0.,
             norm_layer: Callable[..., nn.Module] = LayerNorm,
     ):
         super().__init__()
-        assert block_type in ('spectral', 'attn'), f'unknown block_type {block_type!r}'
+        assert block_type in ("spectral", "attn"), f"unknown block_type {block_type!r}"
         self.norm1 = norm_layer(dim)
-        if block_type == 'attn':
+        if block_type == "attn":
             self.attn = Attention(dim, num_heads)
         else:
             self.attn = SpectralGatingNetwork(dim, grid_size)
@@ -225,10 +232,10 @@ class SpectFormerStage(nn.Module):
             num_heads: int,
             mlp_ratio: float,
             block_type: str,
-            grid_size: Tuple[int, int],
+            grid_size: tuple[int, int],
             downsample: bool = True,
-            drop_path: Union[List[float], float] = 0.,
-            norm_layer: Optional[Callable[..., nn.Module]] = LayerNorm,
+            drop_path: list[float] | float = 0.,
+            norm_layer: Callable[..., nn.Module] | None = LayerNorm,
     ):
         super().__init__()
         self.downsample = DownSamples(dim_in, dim) if downsample else nn.Identity()
@@ -308,15 +315,15 @@ class SpectFormer(nn.Module):
 
     def __init__(
             self,
-            img_size: Union[int, Tuple[int, int]] = 224,
+            img_size: int | tuple[int, int] = 224,
             in_chans: int = 3,
             num_classes: int = 1000,
-            global_pool: str = 'cls',
+            global_pool: str = "cls",
             stem_hidden_dim: int = 32,
-            embed_dims: Tuple[int, ...] = (64, 128, 320, 448),
-            num_heads: Tuple[int, ...] = (2, 4, 10, 14),
-            mlp_ratios: Tuple[float, ...] = (8, 8, 4, 4),
-            depths: Tuple[int, ...] = (3, 4, 6, 3),
+            embed_dims: tuple[int, ...] = (64, 128, 320, 448),
+            num_heads: tuple[int, ...] = (2, 4, 10, 14),
+            mlp_ratios: tuple[float, ...] = (8, 8, 4, 4),
+            depths: tuple[int, ...] = (3, 4, 6, 3),
             num_spectral_stages: int = 2,
             drop_path_rate: float = 0.,
             norm_layer: Callable[..., nn.Module] = partial(LayerNorm, eps=1e-6),
@@ -340,7 +347,7 @@ class SpectFormer(nn.Module):
         """
         super().__init__()
         num_stages = len(depths)
-        assert global_pool in ('cls', 'avg'), f"global_pool must be 'cls' or 'avg', got {global_pool!r}"
+        assert global_pool in ("cls", "avg"), f"global_pool must be 'cls' or 'avg', got {global_pool!r}"
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
@@ -365,7 +372,7 @@ class SpectFormer(nn.Module):
                 depth=depths[i],
                 num_heads=num_heads[i],
                 mlp_ratio=mlp_ratios[i],
-                block_type='spectral' if i < num_spectral_stages else 'attn',
+                block_type="spectral" if i < num_spectral_stages else "attn",
                 grid_size=tuple((s - 1) // 2 + 1 for s in grid) if i > 0 else grid,  # after a 3x3 s2 p1 conv
                 downsample=i > 0,
                 drop_path=dpr[i],
@@ -377,7 +384,7 @@ class SpectFormer(nn.Module):
                 reduction *= 2
             stages.append(stage)
             prev_dim = embed_dims[i]
-            self.feature_info += [dict(num_chs=prev_dim, reduction=reduction, module=f'stages.{i}')]
+            self.feature_info += [dict(num_chs=prev_dim, reduction=reduction, module=f"stages.{i}")]
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = embed_dims[-1]
 
@@ -402,17 +409,17 @@ class SpectFormer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(stem=r'^stem', blocks=r'^stages\.(\d+)' if coarse else r'^stages\.(\d+)\.blocks\.(\d+)')
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.blocks\.(\d+)")
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
-            assert global_pool in ('cls', 'avg'), f"global_pool must be 'cls' or 'avg', got {global_pool!r}"
+            assert global_pool in ("cls", "avg"), f"global_pool must be 'cls' or 'avg', got {global_pool!r}"
             self.global_pool = global_pool
         dim = self.num_features
         self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -425,7 +432,7 @@ class SpectFormer(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.flatten(2).transpose(1, 2)  # B, N, C
-        if self.global_pool == 'cls':
+        if self.global_pool == "cls":
             x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1)
             for blk in self.post_network:
                 x = blk(x)
@@ -446,30 +453,30 @@ class SpectFormer(nn.Module):
         return self.forward_head(x)
 
 
-def checkpoint_filter_fn(state_dict: Dict[str, Tensor], model: SpectFormer) -> Dict[str, Tensor]:
+def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: SpectFormer) -> dict[str, Tensor]:
     """Remap an official SpectFormer checkpoint onto this layout; resample spectral filters to the model's grid."""
     import re
-    state_dict = state_dict.get('model', state_dict)
+    state_dict = state_dict.get("model", state_dict)
     num_stages = len(model.stages)
     model_sd = model.state_dict()
     out = {}
     for k, v in state_dict.items():
-        k = k.replace('patch_embed1.', 'stem.')
-        k = re.sub(r'^patch_embed(\d+)\.', lambda m: f'stages.{int(m.group(1)) - 1}.downsample.', k)
-        k = re.sub(r'^block(\d+)\.(\d+)\.', lambda m: f'stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}.', k)
+        k = k.replace("patch_embed1.", "stem.")
+        k = re.sub(r"^patch_embed(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.downsample.", k)
+        k = re.sub(r"^block(\d+)\.(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}.", k)
         k = re.sub(
-            r'^norm(\d+)\.',
-            lambda m: 'norm.' if int(m.group(1)) == num_stages else f'stages.{int(m.group(1)) - 1}.norm.',
+            r"^norm(\d+)\.",
+            lambda m: "norm." if int(m.group(1)) == num_stages else f"stages.{int(m.group(1)) - 1}.norm.",
             k,
         )
-        if k.endswith('complex_weight') and k in model_sd and v.shape != model_sd[k].shape:
+        if k.endswith("complex_weight") and k in model_sd and v.shape != model_sd[k].shape:
             v = resample_spectral_weight(v, tuple(model_sd[k].shape[:2]))
         out[k] = v
     return out
 
 
 def _create_spectformer(variant: str, pretrained: bool = False, **kwargs: Any) -> SpectFormer:
-    out_indices = kwargs.pop('out_indices', tuple(range(len(kwargs.get('depths', (3, 4, 6, 3))))))
+    out_indices = kwargs.pop("out_indices", tuple(range(len(kwargs.get("depths", (3, 4, 6, 3))))))
     return build_model_with_cfg(
         SpectFormer,
         variant,
@@ -480,23 +487,23 @@ def _create_spectformer(variant: str, pretrained: bool = False, **kwargs: Any) -
     )
 
 
-def _cfg(**kwargs: Any) -> Dict[str, Any]:
+def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None,
-        'crop_pct': .9, 'interpolation': 'bicubic', 'fixed_input_size': False,
-        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'stem.conv.0', 'classifier': ('head', 'aux_head'),
-        'paper_ids': 'arXiv:2304.06446', 'paper_name': 'SpectFormer: Frequency and Attention is what you need '
-                                                       'in a Vision Transformer',
-        'origin_url': 'https://github.com/badripatro/SpectFormers',
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
+        "crop_pct": .9, "interpolation": "bicubic", "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.conv.0", "classifier": ("head", "aux_head"),
+        "paper_ids": "arXiv:2304.06446", "paper_name": "SpectFormer: Frequency and Attention is what you need "
+                                                       "in a Vision Transformer",
+        "origin_url": "https://github.com/badripatro/SpectFormers",
         **kwargs,
     }
 
 
 default_cfgs = generate_default_cfgs({
-    'spectformer_s': _cfg(),
-    'spectformer_b': _cfg(),
-    'spectformer_l': _cfg(),
+    "spectformer_s": _cfg(),
+    "spectformer_b": _cfg(),
+    "spectformer_l": _cfg(),
 })
 
 
@@ -506,7 +513,7 @@ def spectformer_s(pretrained: bool = False, **kwargs: Any) -> SpectFormer:
     model_args = dict(
         stem_hidden_dim=32, embed_dims=(64, 128, 320, 448), num_heads=(2, 4, 10, 14),
         mlp_ratios=(8, 8, 4, 4), depths=(3, 4, 6, 3))
-    return _create_spectformer('spectformer_s', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_spectformer("spectformer_s", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
@@ -515,7 +522,7 @@ def spectformer_b(pretrained: bool = False, **kwargs: Any) -> SpectFormer:
     model_args = dict(
         stem_hidden_dim=64, embed_dims=(64, 128, 320, 512), num_heads=(2, 4, 10, 16),
         mlp_ratios=(8, 8, 4, 4), depths=(3, 4, 12, 3))
-    return _create_spectformer('spectformer_b', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_spectformer("spectformer_b", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
@@ -524,4 +531,4 @@ def spectformer_l(pretrained: bool = False, **kwargs: Any) -> SpectFormer:
     model_args = dict(
         stem_hidden_dim=64, embed_dims=(96, 192, 384, 512), num_heads=(3, 6, 12, 16),
         mlp_ratios=(8, 8, 4, 4), depths=(3, 6, 18, 3))
-    return _create_spectformer('spectformer_l', pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_spectformer("spectformer_l", pretrained=pretrained, **dict(model_args, **kwargs))
