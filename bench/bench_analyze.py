@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 COLD_PLAYGROUND = """
-import time, playground, playground.analyze as A, torchinfo, fvcore.nn
-t = time.perf_counter(); A.analyze({"backbone": "resnet50", "img_size": 224}); print(time.perf_counter() - t)
+import time, playground, torchinfo, fvcore.nn
+from playground.analyze import analyze
+t = time.perf_counter(); analyze({"backbone": "resnet50", "img_size": 224}); print(time.perf_counter() - t)
 """
 COLD_BY_HAND = """
 import time, io, contextlib, timm, torch, torchinfo

@@ -89,27 +89,36 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--only", nargs="*", help="model names (default: one per family)")
+    ap.add_argument("--merge", action="store_true", help="replace only these models' rows in zoo.jsonl, keep the rest")
+    ap.add_argument("--failed", action="store_true", help="run again the models whose row in zoo.jsonl has an error")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))
         return
     from playground import zoo
     fams = zoo.families(zoo.reference_table())
-    todo = [(r.model, f) for f, r in fams.items() if not args.only or r.model in args.only]
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
+    kept: dict[str, dict] = {}
+    if args.merge or args.failed:
+        kept = {r["model"]: r for r in map(json.loads, (out / "zoo.jsonl").read_text().splitlines())}
+    only = set(args.only or []) | {m for m, r in kept.items() if args.failed and (r.get("error") or
+                                                                                  r.get("stitch_error"))}
+    if (args.merge or args.failed) and not only:
+        sys.exit("nothing to run again")
+    todo = [(r.model, f) for f, r in fams.items() if not only or r.model in only]
     rows = []
     t = time.perf_counter()
-    with ThreadPoolExecutor(args.workers) as pool, open(out / "zoo.jsonl", "w") as f:
+    with ThreadPoolExecutor(args.workers) as pool:
         for i, row in enumerate(pool.map(lambda m: run(*m, args.timeout), todo), 1):
             rows.append(row)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            kept[row["model"]] = row
+            (out / "zoo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept.values()))
             print(f"[{i}/{len(todo)}] {row['model']}: analysed={row.get('analysed')} "
                   f"stitched={row.get('stitched')} stride={row.get('stride_ok')} {row['seconds']} s", file=sys.stderr)
     print(f"{len(rows)} families, {time.perf_counter() - t:.0f} s, {args.workers} workers, "
           f"{platform.processor() or platform.machine()}\n")
-    print(summary(rows))
+    print(summary(list(kept.values()) if (args.merge or args.failed) else rows))
 
 
 if __name__ == "__main__":

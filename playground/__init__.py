@@ -5,13 +5,20 @@
     >>> [p.name for p in pg.points("resnet50")][:3]
     ['input', 'stem', 'stage1.block1']
 
-Note: `playground.build` and `playground.points` are the functions; import their modules' other names with
-`from playground.build import Built`.
+    >>> report = pg.analyze(built.spec)
+    >>> report.params.total, report.macs.total
+    (28088024, 4114027520)
+
+Note: `playground.build`, `playground.analyze` and `playground.compare` are the functions; import their modules'
+other names with `from playground.build import Built`.
 """
 from __future__ import annotations
 
+from .analyze import analyze
 from .build import Built, build, points
+from .compare import Comparison, compare
 from .errors import SpecError
+from .report import Report
 from .spec import Spec, load_spec
 
-__all__ = ["SpecError", "Spec", "load_spec", "build", "Built", "points"]
+__all__ = ["SpecError", "Spec", "load_spec", "build", "Built", "points", "analyze", "Report", "compare", "Comparison"]

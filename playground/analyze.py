@@ -1,12 +1,16 @@
 """analyze(spec or Built) -> Report: the module tree, params, MACs, feature-map shapes, latency, predictions.
 
-One analysis object per question, as fvcore does; the Report is plain, JSON-serialisable data (the contract in
-DESIGN.md) rendered by the UI, printed by the CLI and asserted by the tests.
+One analysis object per question, as fvcore does; the Report (`playground.report`, documented in docs/report.md)
+is typed data that the CLI prints, the page renders, the API returns as JSON and the tests assert.
 
 Params and MACs are split three ways: `by_stage` (stem, stage1.., head; stitched modules count in the stage they
 sit in, so the parts add up to the total), `by_insert` (each stitched module) and `delta` against the base. The
 split works on "self" counts (a module's own parameters / ops, children excluded); stitching keeps the backbone's
 module paths (see `stitch`), so every count maps back to them directly.
+
+    >>> r = analyze({"backbone": "resnet18", "img_size": 64, "insert": [{"at": "stage2", "module": "eca"}]})
+    >>> r.params.delta, r.params.by_insert[0].path, r.shape_at("stage2").channels
+    (5, 'layer2_after.0', 128)
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import difflib
 import json
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,43 +26,21 @@ from torch import nn
 
 from .build import Built, build
 from .cache import LRU
+from .choices import SUMMARY_DEPTH
 from .counts import count_macs, count_params
 from .errors import SpecError
 from .points import Probe, shape_runner
+from .report import InsertCount, MacCounts, ParamCounts, Report
 from .spec import Spec, load_spec
+
+__all__ = ["analyze", "cached_build", "spec_key", "Report", "LATENCY_OPTIONS"]
 
 REPORT_CACHE_SIZE = 32
 BUILT_CACHE_SIZE = 3
 Progress = Callable[[float, str], None] | None
+# `measure_latency` options, and `base`: also time the unmodified backbone (Report.base_latency)
 LATENCY_OPTIONS = {"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time", "warmup",
-                   "threads"}
-
-
-@dataclass
-class Report:
-    spec: dict
-    params: dict
-    macs: dict
-    points: list
-    shapes: list
-    tree: str
-    summary: str
-    latency: dict | None = None
-    weights: dict | None = None
-    predictions: list | None = None
-    warnings: list = field(default_factory=list)
-    # beyond the contract: what the UI needs to render without recomputing
-    backbone: str = ""
-    img_size: int = 0
-    inserted: list = field(default_factory=list)  # module paths of stitched modules (to highlight in the tree)
-    tree_diff: str = ""  # unified diff of the printed tree against the unmodified backbone
-    stem: dict | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self, **kw) -> str:
-        return json.dumps(self.to_dict(), **kw)
+                   "threads", "base"}
 
 
 # ---- grouping counts by stage
@@ -162,11 +143,22 @@ def _summary(built: Built, depth: int) -> str:
 def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
     """Base MACs: the modified count less its insertions when only insertions changed the model, else counted."""
     s = built.spec
-    if s.stem.is_default() and not s.head_norm and s.num_classes is None:
+    if s.changes_only_by_insertion():
         return macs_total - sum(by_insert), None
     hit = _base_macs.get_or_make((s.backbone, built.img_size), lambda: count_macs(
         built.base, torch.zeros(1, 3, built.img_size, built.img_size)))
     return hit.total, hit
+
+
+def _shapes(built: Built) -> list:
+    """Feature maps at the stage points, then at the spec's other stitching points (globs, blocks), once each."""
+    shapes = [p.shape_info() for p in built.points if ".block" not in p.name]
+    seen = {s.point for s in shapes}
+    for i in built.insertions:
+        if i.point.name not in seen:
+            seen.add(i.point.name)
+            shapes.append(i.point.shape_info())
+    return shapes
 
 
 def _static_report(built: Built, summary_depth: int, progress: Progress) -> Report:
@@ -176,6 +168,10 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     summary = _summary(built, summary_depth)
     grouper = _Grouper(built)
     n = len(built.insertions)
+
+    def per_insert(counts: list[int]) -> list[InsertCount]:
+        return [InsertCount(index=i.index, point=i.point.name, path=i.path, module=i.label, count=counts[k])
+                for k, i in enumerate(built.insertions)]
 
     step(0.3, "counting parameters")
     params = count_params(model)
@@ -193,18 +189,6 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     diff = "\n".join(difflib.unified_diff(base_tree.splitlines(), tree.splitlines(), "base", "stitched",
                                           lineterm="", n=2))
 
-    points = built.points
-    shapes = [{"point": p.name, "layout": p.layout, "shape": p.shape, "reduction": p.reduction}
-              for p in points if ".block" not in p.name]
-    for i in built.insertions:  # stitching points beyond the stages (globs, blocks), once each
-        if all(s["point"] != i.point.name for s in shapes):
-            shapes.append({"point": i.point.name, "layout": i.point.layout, "shape": i.point.shape,
-                           "reduction": i.point.reduction})
-
-    def per_insert(name: str, counts: list[int]) -> list[dict]:
-        return [{"index": i.index, "point": i.point.name, "path": i.path, "module": i.label, name: counts[k]}
-                for k, i in enumerate(built.insertions)]
-
     warnings = list(built.warnings)
     for name, why in built.probed().unavailable.items():
         warnings.append(f"points: {name} is left out: {why.split(': ', 1)[-1]}")
@@ -212,24 +196,40 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
         warnings.append(f"macs: not counted (no handle): {', '.join(uncounted)}")
     return Report(
         spec=built.spec.to_dict(),
-        params={"total": params.total, "trainable": params.trainable, "base_total": base_total,
-                "delta": params.total - base_total, "by_stage": p_stage,
-                "by_insert": per_insert("params", p_insert)},
-        macs={"total": macs.total, "base_total": base_macs, "delta": macs.total - base_macs, "by_stage": m_stage,
-              "by_insert": per_insert("macs", m_insert),
-              "by_operator": macs.by_operator, "uncounted_ops": uncounted, "unit": "MACs"},
-        points=[p.to_dict() for p in points],
-        shapes=shapes,
-        tree=tree,
-        summary=summary,
-        weights=dataclasses.asdict(built.weights) if built.weights is not None else None,
-        warnings=warnings,
         backbone=built.spec.backbone,
         img_size=built.img_size,
-        inserted=[i.path for i in built.insertions],
+        modified=built.spec.changes_backbone(),
+        params=ParamCounts(total=params.total, trainable=params.trainable, base_total=base_total,
+                           delta=params.total - base_total, by_stage=p_stage, by_insert=per_insert(p_insert)),
+        macs=MacCounts(total=macs.total, base_total=base_macs, delta=macs.total - base_macs, by_stage=m_stage,
+                       by_insert=per_insert(m_insert), by_operator=dict(macs.by_operator), uncounted_ops=uncounted),
+        points=[p.info() for p in built.points],
+        shapes=_shapes(built),
+        tree=tree,
         tree_diff=diff,
+        summary=summary,
         stem=built.stem,
+        weights=built.weights,
+        warnings=warnings,
     )
+
+
+def _latency(built: Built, static: Report, opts: dict[str, Any], step: Callable[[float, str], None]):
+    """(latency, base latency): the model timed and, when asked and the spec changes the backbone, the base.
+    The one latency path of the library, the CLI and the page."""
+    from .latency import measure_latency
+    unknown = sorted(set(opts) - LATENCY_OPTIONS)
+    if unknown:
+        raise SpecError(f"latency: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(LATENCY_OPTIONS))}")
+    opts = dict(opts)
+    with_base = bool(opts.pop("base", False)) and static.modified
+    share = 0.5 if with_base else 1.0
+    with built.lock:  # it deep-copies the model: not while another request has hooks on it
+        latency = measure_latency(built.model, built.img_size, macs_per_image=static.macs.total, **opts,
+                                  progress=lambda f, m: step(share * f, f"model: {m}" if with_base else m))
+        base = measure_latency(built.base, built.img_size, macs_per_image=static.macs.base_total, **opts,
+                               progress=lambda f, m: step(0.5 + 0.5 * f, f"base: {m}")) if with_base else None
+    return latency, base
 
 
 def analyze(
@@ -239,15 +239,28 @@ def analyze(
         topk: int = 5,
         summary_depth: int = 3,
         progress: Progress = None,
+        image_names: list[str] | None = None,
 ) -> Report:
-    """Analyze a spec (cached by its normalised form) or an already built model (never cached).
+    """Analyze a spec: build it (cached by its normalised form), count, probe, and optionally time and predict.
 
-    latency: None/False to skip, True for defaults, or `measure_latency` options
-    ({device, batch, dtype, channels_last, compile, ...}). images: paths, bytes, PIL images or arrays.
-    progress: optional `progress(fraction, message)` callback (a `gr.Progress` fits).
+    Args:
+        spec_or_built: a Spec, a dict, YAML/JSON text, a preset's Spec, or an already built model (never cached).
+        latency: None/False to skip, True for defaults, or options: `measure_latency`'s (device, batch, dtype,
+            channels_last, compile, min_run_time, max_run_time, warmup, threads) and `base` (also time the
+            unmodified backbone into `Report.base_latency`).
+        images: paths, bytes, PIL images or arrays to predict (top-k of the model and of the base).
+        topk: classes per prediction.
+        summary_depth: depth of torchinfo's layer table (1 to 10).
+        progress: optional `progress(fraction, message)` callback (a `gr.Progress` fits).
+        image_names: display names of `images` (default: their file names).
+
+    Returns:
+        The Report (see `playground.report`): params, MACs, points, shapes, tree, and latency / predictions when
+        asked. Bad input raises a one-line `SpecError`.
     """
-    if not 1 <= summary_depth <= 10:
-        raise SpecError(f"summary_depth: {summary_depth} is out of range; allowed: 1 to 10")
+    if summary_depth not in SUMMARY_DEPTH:
+        raise SpecError(f"summary_depth: {summary_depth} is out of range; allowed: {SUMMARY_DEPTH.lo} to "
+                        f"{SUMMARY_DEPTH.hi}")
     step = progress or (lambda f, m: None)
     if isinstance(spec_or_built, Built):
         built, key = spec_or_built, None
@@ -264,22 +277,17 @@ def analyze(
             _reports.put(key, static)
     report = dataclasses.replace(static, warnings=list(static.warnings))
     if latency:
-        from .latency import measure_latency
         step(0.8, "measuring latency")
-        opts = latency if isinstance(latency, dict) else {}
-        unknown = sorted(set(opts) - LATENCY_OPTIONS)
-        if unknown:
-            raise SpecError(f"latency: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(LATENCY_OPTIONS))}")
-        with built.lock:  # it deep-copies the model: not while another request has hooks on it
-            result = measure_latency(built.model, built.img_size, macs_per_image=static.macs["total"],
-                                     progress=lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"), **opts)
-        report.latency = dataclasses.asdict(result)
+        report.latency, report.base_latency = _latency(
+            built, static, latency if isinstance(latency, dict) else {},
+            lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"))
     if images:
         from .predict import predict
         step(0.9, "predicting")
         with built.lock:
-            preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size)
-        report.predictions = [dataclasses.asdict(p) for p in preds]
+            preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size,
+                                   names=image_names)
+        report.predictions = preds
         report.warnings += [w for w in warns if w not in report.warnings]
     step(1.0, "done")
     return report

@@ -13,7 +13,10 @@ import timm
 from torch import nn
 
 from . import models as _project_models  # noqa: F401  registers spectformer_*, cifar_metaformer_*
-from .errors import SpecError, close_matches
+from .errors import SpecError, close_matches, first_line
+
+__all__ = ["all_backbones", "curated_backbones", "check_backbone", "check_head_norm", "default_img_size",
+           "create_kwargs", "create", "classifier_path", "HEAD_NORMS"]
 
 # Families shown first in the UI: the seeds' models and the classics.
 CURATED = (
@@ -95,7 +98,7 @@ def _unsupported(name: str, e: TypeError, kwargs: dict) -> SpecError:
     bad = next((k for k in kwargs if k in str(e)), None)
     if bad:
         return SpecError(f"{bad}: backbone {name!r} does not support {bad} (its constructor rejects it)")
-    return SpecError(f"backbone: {name!r} cannot be created with {kwargs}: {str(e).splitlines()[0]}")
+    return SpecError(f"backbone: {name!r} cannot be created with {kwargs}: {first_line(e)}")
 
 
 def classifier_path(model: nn.Module) -> str | None:

@@ -20,12 +20,15 @@ from torch import nn
 
 from . import backbones
 from .cache import LRU
-from .errors import SpecError
+from .errors import SpecError, first_line
 from .modules import Gate, LayoutAdapter, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, ForwardError, Point, Probe, probe
+from .report import StemChange, from_plain
 from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import StemPlan, apply_stem, has_fixup, plan_stem
 from .stitch import attach
+
+__all__ = ["build", "points", "Built", "Insertion", "base_model", "describe_stem"]
 
 BASE_CACHE_SIZE = 4
 MAX_STITCHED_MODULES = 256  # catalog modules stitched in all: a glob's matches times each module's size
@@ -58,7 +61,7 @@ class Built:
     base: nn.Module
     img_size: int
     insertions: list[Insertion]
-    stem: dict | None = None  # {path, before, after, grid} when the embedding was changed
+    stem: StemChange | None = None  # the embedding conv before and after, when the spec changed it
     warnings: list[str] = field(default_factory=list)
     weights: Any = None  # weights.WeightsInfo or None
     probe: Probe | None = field(default=None, repr=False)  # of the model before stitching; lazy if unchanged
@@ -138,7 +141,18 @@ def base_model(backbone: str, img_size: int, source=None, reparameterize: bool =
 
 
 def points(backbone: str, img_size: int | None = None) -> list[Point]:
-    """The named insertion points of a backbone with their layout, channels and shape."""
+    """The named insertion points of an unmodified backbone, with their layout, channels and shape.
+
+    Args:
+        backbone: a timm model name (or one of the project's models).
+        img_size: the input size (default: the backbone's).
+
+    Returns:
+        Points in forward order: `input`, `stem`, `stage<i>.block<j>`, `stage<i>`, ..., `final`.
+
+    >>> [(p.name, p.shape) for p in points("resnet18", 64)][:3]
+    [('input', [1, 3, 64, 64]), ('stem', [1, 64, 16, 16]), ('stage1.block1', [1, 64, 16, 16])]
+    """
     backbones.check_backbone(backbone)
     img_size = img_size or backbones.default_img_size(backbone)
     model, _ = base_model(backbone, img_size)
@@ -158,7 +172,7 @@ def _probe(model: nn.Module, img_size: int, what: str, forward: Forward | None =
         raise SpecError(f"{what}: the forward pass fails at img_size {img_size}{where}: {e.text}") from None
     except Exception as e:
         raise SpecError(f"{what}: the forward pass fails at img_size {img_size}: "
-                        f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
+                        f"{first_line(e)}") from None
 
 
 # ---- stitching
@@ -182,7 +196,7 @@ def _make(m: ModuleSpec, point: Point, where: str, warnings: list[str]) -> nn.Mo
             return entry.create(C, dict(m.args))
         except Exception as e:
             raise SpecError(f"{where}: {module_label(m)} cannot be built for {C} channels: "
-                            f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
+                            f"{first_line(e)}") from None
     kind = "serial" if m.kind == "serial" else "parallel"
     items = [_make(x, point, f"{where}.{kind}[{i}]", warnings) for i, x in enumerate(m.items)]
     return Serial(*items) if m.kind == "serial" else Parallel(items, m.merge, C)
@@ -357,19 +371,26 @@ def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
     return plan.describe(g1, r1, r0)
 
 
-def _changes_nothing(spec: Spec) -> bool:
-    return (not spec.insert and spec.stem.is_default() and not spec.head_norm and spec.num_classes is None
-            and spec.drop_path_rate is None)
-
-
 def build(spec: Spec | dict | str) -> Built:
-    """Build the model a spec describes. See the module docstring for the order of work."""
+    """Build the model a spec describes (the module docstring gives the order of work).
+
+    Args:
+        spec: a Spec, a dict, or YAML/JSON text.
+
+    Returns:
+        A Built: `model` (the stitched nn.Module), `base` (the unmodified backbone), `points`, `insertions`,
+        `stem`, `weights` and `warnings`. Bad input raises a one-line SpecError.
+
+    >>> b = build({"backbone": "resnet18", "img_size": 64, "insert": [{"at": "stage4", "module": "se"}]})
+    >>> b.delta_params, b.insertions[0].path
+    (33312, 'layer4_after.0')
+    """
     spec = load_spec(spec)
     img_size = spec.img_size or backbones.default_img_size(spec.backbone)
     source = _weights_source(spec)
     kwargs = backbones.create_kwargs(spec)
     fused = spec.reparameterize
-    if _changes_nothing(spec):  # the model is its own base: one fresh model, no copy, nothing cached to share
+    if not spec.changes_backbone():  # the model is its own base: one fresh model, no copy, nothing cached to share
         base, info = _create(spec.backbone, source, img_size, fused)
         model = base
     elif kwargs:  # the constructor changes (classes, drop path): a model of its own, weights loaded by timm
@@ -383,7 +404,7 @@ def build(spec: Spec | dict | str) -> Built:
     if info is not None:  # the base's info is shared with the cache
         info = dataclasses.replace(info, missing=list(info.missing), unexpected=list(info.unexpected),
                                    reinitialised=list(info.reinitialised))
-    if _changes_nothing(spec):  # nothing to resolve or check: the probe runs when first asked (Built.probed)
+    if not spec.changes_backbone():  # nothing to resolve or check: the probe runs when first asked (Built.probed)
         return Built(spec, model, base, img_size, [], weights=info)
     found = _probe(model, img_size, "backbone")
 
@@ -392,12 +413,12 @@ def build(spec: Spec | dict | str) -> Built:
         before = found
         plan = plan_stem(found, spec.stem)
         model, info, rebuilt = _for_grid(model, info, plan, spec, source, kwargs)
-        stem, w = apply_stem(model, plan, pretrained=info is not None)
+        change, w = apply_stem(model, plan, pretrained=info is not None)
         warnings += w
         found = _probe_changed_stem(model, plan, spec, rebuilt)
-        stem["description"] = describe_stem(plan, before, found)
-        if stem["after"]["kernel"] != stem["before"]["kernel"] and info is not None:
-            info.reinitialised = sorted(set(info.reinitialised) | {f"{stem['path']}.weight"})
+        stem = from_plain(StemChange, {**change, "description": describe_stem(plan, before, found)})
+        if stem.after.kernel != stem.before.kernel and info is not None:
+            info.reinitialised = sorted(set(info.reinitialised) | {f"{stem.path}.weight"})
     if spec.head_norm:
         _head_norm(model, spec.head_norm, found, warnings)
     out_shape = found.calls[found.final_path].map.shape if found.final_path else None

@@ -6,6 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+__all__ = ["LRU"]
+
 V = TypeVar("V")
 
 

@@ -1,4 +1,5 @@
-"""Command line: `python -m playground report|points|presets|export`. Thin: parsing and printing only.
+"""Command line: `playground report|compare|points|presets|export` (or `python -m playground ...`). Thin: parsing
+and printing only; the numbers come from `analyze` / `compare`, their wording from `units`.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -8,8 +9,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from . import units
+from .choices import DEVICES, DTYPES, EXPORT_FORMATS
 from .errors import SpecError
+
+if TYPE_CHECKING:
+    from .compare import Comparison
+    from .report import Report
+
+__all__ = ["main", "format_report", "format_comparison"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,24 +27,34 @@ class _Parser(argparse.ArgumentParser):
         raise SpecError(f"{self.prog}: {message} (see --help)")
 
 
+def _latency_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency", action="store_true", help="measure latency (torch.utils.benchmark)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", choices=DTYPES, default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile before timing")
+    p.add_argument("--image", nargs="+", default=None, metavar="PATH", help="images to predict")
+    p.add_argument("--topk", type=int, default=5)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m playground", description="Stitch modules into timm backbones and see the numbers.")
+    p = _Parser(prog="playground", description="Stitch modules into timm backbones and see the numbers.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("report", help="build a spec and print its report")
     r.add_argument("spec", help="a preset name, or a .yaml / .json spec file")
-    r.add_argument("--json", action="store_true", help="print the Report as JSON (the contract in DESIGN.md)")
-    r.add_argument("--latency", action="store_true", help="measure latency (torch.utils.benchmark)")
-    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    r.add_argument("--batch", type=int, default=1)
-    r.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
-    r.add_argument("--channels-last", action="store_true")
-    r.add_argument("--compile", action="store_true", help="torch.compile before timing")
-    r.add_argument("--image", nargs="+", default=None, metavar="PATH", help="images to predict")
-    r.add_argument("--topk", type=int, default=5)
+    r.add_argument("--json", action="store_true", help="print the Report as JSON (docs/report.md)")
+    _latency_args(r)
+    r.add_argument("--base", action="store_true", help="with --latency: also time the unmodified backbone")
     r.add_argument("--depth", type=int, default=3, help="depth of the layer table")
     r.add_argument("--tree", action="store_true", help="also print the module tree")
     r.add_argument("--summary", action="store_true", help="also print the torchinfo layer table")
+
+    c = sub.add_parser("compare", help="two to four specs side by side (against the first)")
+    c.add_argument("specs", nargs="+", metavar="SPEC", help="preset names or .yaml / .json spec files")
+    c.add_argument("--json", action="store_true", help="print the Comparison as JSON")
+    _latency_args(c)
 
     pt = sub.add_parser("points", help="list a backbone's insertion points with their shapes")
     pt.add_argument("backbone", nargs="?", help="a timm model name")
@@ -44,65 +64,60 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write the spec or its model to a file")
     ex.add_argument("spec", help="a preset name, or a .yaml / .json spec file")
-    ex.add_argument("--format", required=True, choices=("yaml", "python", "torchscript", "onnx", "safetensors"))
+    ex.add_argument("--format", required=True, choices=tuple(EXPORT_FORMATS))
     ex.add_argument("-o", "--output", required=True, help="file to write (the suffix follows the format)")
 
     ps = sub.add_parser("presets", help="list the presets")
     ps.add_argument("--json", action="store_true")
+
+    sub.add_parser("schema", help="print the JSON Schema of `report --json` (docs/report.schema.json)")
     return p
 
 
-def _m(n: float) -> str:
-    return f"{n / 1e6:,.2f} M"
+def _latency_line(lt) -> str:
+    tf = f", {lt.tflops:.3f} TFLOP/s (2 x MACs)" if lt.tflops else ""
+    return (f"{lt.median_ms:.2f} ms median (IQR {lt.iqr_ms:.2f} ms) on {lt.device}, batch {lt.batch}, {lt.dtype}"
+            f"{', channels_last' if lt.channels_last else ''}{', compiled' if lt.compiled else ''}, "
+            f"{lt.threads} threads; {lt.throughput:.1f} img/s{tf}")
 
 
-def _g(n: float) -> str:
-    return f"{n / 1e9:,.3f} G"
-
-
-def _signed(n: float, fmt) -> str:
-    return ("+" if n >= 0 else "-") + fmt(abs(n))
-
-
-def format_report(r, tree: bool = False, summary: bool = False) -> str:
+def format_report(r: Report, tree: bool = False, summary: bool = False) -> str:
     """The Report as text for a terminal."""
     p, m = r.params, r.macs
-    title = r.spec.get("title") or r.backbone
-    lines = [f"{title} — {r.backbone} @ {r.img_size}x{r.img_size}",
-             f"params  {_m(p['total']):>12}  (base {_m(p['base_total'])}, {_signed(p['delta'], _m)}; "
-             f"trainable {_m(p['trainable'])})",
-             f"MACs    {_g(m['total']):>12}  (base {_g(m['base_total'])}, {_signed(m['delta'], _g)})"
-             f"   GMACs = the 'FLOPs' of papers"]
-    if m["uncounted_ops"]:
-        lines.append(f"        not counted: {', '.join(m['uncounted_ops'])}")
+    lines = [f"{r.title} — {r.backbone} @ {r.img_size}x{r.img_size}",
+             f"params  {units.millions(p.total):>12}  (base {units.millions(p.base_total)}, "
+             f"{units.signed(p.delta, units.millions)}; trainable {units.millions(p.trainable)})",
+             f"MACs    {units.giga(m.total):>12}  (base {units.giga(m.base_total)}, "
+             f"{units.signed(m.delta, units.giga)})   {units.MACS_NOTE}"]
+    if r.stem:
+        lines.append(f"stem    {r.stem.description}")
+    if m.uncounted_ops:
+        lines.append(f"        not counted: {', '.join(m.uncounted_ops)}")
     lines += ["", f"{'part':<10}{'params':>14}{'MACs':>14}"]
-    lines += [f"{k:<10}{_m(p['by_stage'][k]):>14}{_g(m['by_stage'][k]):>14}" for k in p["by_stage"]]
-    if p["by_insert"]:
+    lines += [f"{k:<10}{units.millions(p.by_stage[k]):>14}{units.giga(m.by_stage.get(k, 0)):>14}"
+              for k in p.by_stage]
+    if p.by_insert:
         lines += ["", f"{'#':<3}{'at':<18}{'module':<30}{'path':<28}{'params':>10}{'MACs':>12}"]
-        for a, b in zip(p["by_insert"], m["by_insert"]):
-            lines.append(f"{a['index']:<3}{a['point']:<18.18}{a['module']:<30.30}{a['path']:<28.28}"
-                         f"{a['params']:>10,}{b['macs'] / 1e6:>10.2f} M")
+        for a, b in zip(p.by_insert, m.by_insert):
+            lines.append(f"{a.index:<3}{a.point:<18.18}{a.module:<30.30}{a.path:<28.28}"
+                         f"{a.count:>10,}{units.millions(b.count):>12}")
     lines += ["", f"{'point':<18}{'layout':<8}{'shape':<22}{'reduction':>9}"]
-    lines += [f"{s['point']:<18}{s['layout']:<8}{str(s['shape']):<22}{s['reduction'] or '':>9}" for s in r.shapes]
+    lines += [f"{s.point:<18}{s.layout:<8}{str(s.shape):<22}{s.reduction or '':>9}" for s in r.shapes]
     if r.latency:
-        lt = r.latency
-        tf = f", {lt['tflops']:.3f} TFLOP/s" if lt.get("tflops") else ""
-        lines += ["", f"latency {lt['median_ms']:.2f} ms median (IQR {lt['iqr_ms']:.2f} ms) on {lt['device']}, "
-                      f"batch {lt['batch']}, {lt['dtype']}{', channels_last' if lt['channels_last'] else ''}"
-                      f"{', compiled' if lt['compiled'] else ''}, {lt['threads']} threads; "
-                      f"{lt['throughput']:.1f} img/s{tf}"]
+        lines += ["", f"latency {_latency_line(r.latency)}"]
+    if r.base_latency:
+        lines += [f"base    {_latency_line(r.base_latency)}"]
     if r.weights:
         w = r.weights
-        lines += ["", f"weights {w['source']}: {len(w['missing'])} missing, {len(w['unexpected'])} unexpected, "
-                      f"{len(w['reinitialised'])} re-initialised"]
+        lines += ["", f"weights {w.source}: {len(w.missing)} missing, {len(w.unexpected)} unexpected, "
+                      f"{len(w.reinitialised)} re-initialised"]
     for pred in r.predictions or []:
-        top = ", ".join(f"{t['label']} {t['prob']:.2f}" for t in pred["top"][:3])
-        lines += ["", f"{pred['image']}: {top}"]
-        if pred.get("base_top"):
-            lines.append("  base: " + ", ".join(f"{t['label']} {t['prob']:.2f}" for t in pred["base_top"][:3]))
-        if pred.get("agreement"):
-            a = pred["agreement"]
-            lines.append(f"  top-1 agrees: {a['top1_agree']}, KL(base||stitched) {a['kl_divergence']:.4f}")
+        lines += ["", f"{pred.image}: " + ", ".join(f"{t.label} {t.prob:.2f}" for t in pred.top[:3])]
+        if pred.base_top:
+            lines.append("  base: " + ", ".join(f"{t.label} {t.prob:.2f}" for t in pred.base_top[:3]))
+        if pred.agreement:
+            a = pred.agreement
+            lines.append(f"  top-1 agrees: {a.top1_agree}, KL(base||stitched) {a.kl_divergence:.4f}")
     lines += [f"warning: {w}" for w in r.warnings]
     if tree:
         lines += ["", r.tree]
@@ -111,25 +126,75 @@ def format_report(r, tree: bool = False, summary: bool = False) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(c: Comparison) -> str:
+    """The Comparison as a text table: one column per spec, differences against A."""
+    w = max(18, *(len(str(v)) + 2 for row in c.shapes for v in row.shapes))
+
+    def row(label: str, cells) -> str:
+        return f"{label:<20}" + "".join(f"{cell:>{w}}" for cell in cells)
+
+    a = c.sides[0]
+    vs_a = lambda v, ref, fmt: [""] + [units.signed(x - ref, fmt) for x in v[1:]]  # noqa: E731
+    lines = [row("", [s.name for s in c.sides]), row("spec", [s.title[:w - 2] for s in c.sides]),
+             row("backbone", [s.backbone[:w - 2] for s in c.sides]),
+             row("image size", [s.img_size for s in c.sides]),
+             row("params", [units.millions(s.params) for s in c.sides]),
+             row("  vs A", vs_a([s.params for s in c.sides], a.params, units.params)),
+             row("MACs", [units.giga(s.macs) for s in c.sides]),
+             row("  vs A", vs_a([s.macs for s in c.sides], a.macs, units.macs)),
+             row("stitched modules", [s.stitched for s in c.sides]),
+             row("pretrained", ["yes" if s.pretrained else "no" for s in c.sides])]
+    if any(s.latency for s in c.sides):
+        lines.append(row("latency (median)", [units.ms(s.latency.median_ms) if s.latency else "-" for s in c.sides]))
+        deltas = {d.side: d for d in c.latency}
+        lines.append(row("  vs A", [f"{deltas[s.name].delta_ms:+.2f} ms" + ("" if deltas[s.name].clear else " ~")
+                                    if s.name in deltas else "" for s in c.sides]))
+        lines.append("  (~: within the spread, the sum of both IQRs)")
+    lines += ["", row("params per part", [s.name for s in c.sides])]
+    lines += [row(r.part, [units.millions(v) if v is not None else "-" for v in r.params]) for r in c.stages]
+    lines += ["", row("MACs per part", [s.name for s in c.sides])]
+    lines += [row(r.part, [units.giga(v) if v is not None else "-" for v in r.macs]) for r in c.stages]
+    lines += ["", row("shape at", [s.name for s in c.sides])]
+    lines += [row(r.point, [str(v) if v else "-" for v in r.shapes]) + ("" if r.same else "  differs")
+              for r in c.shapes]
+    for p in c.predictions:
+        lines.append(f"{p.image}: " + " | ".join(f"{s.name} {label}" for s, label in zip(c.sides, p.top1)))
+    lines += [f"note: {x}" for x in c.caveats]
+    return "\n".join(lines)
+
+
+def _images(args) -> tuple[list | None, list[str] | None]:
+    """The --image files, read before anything is built (a bad photo fails fast)."""
+    if not args.image:
+        return None, None
+    from .images import load_image
+    return [load_image(path) for path in args.image], list(args.image)
+
+
+def _latency_opts(args, base: bool = False) -> dict | None:
+    if not args.latency:
+        return None
+    return {"device": args.device, "batch": args.batch, "dtype": args.dtype, "channels_last": args.channels_last,
+            "compile": args.compile, **({"base": True} if base else {})}
+
+
 def _report(args) -> int:
     from .analyze import analyze
     from .presets import resolve
-    if args.image:  # fail fast on a bad image, before building anything
-        from .images import load_image
-        images = [load_image(path) for path in args.image]
-        names = list(args.image)
-    else:
-        images, names = None, None
-    latency = None
-    if args.latency:
-        latency = {"device": args.device, "batch": args.batch, "dtype": args.dtype,
-                   "channels_last": args.channels_last, "compile": args.compile}
-    report = analyze(resolve(args.spec), latency=latency, images=images, topk=args.topk,
-                     summary_depth=args.depth)
-    if report.predictions and names:
-        for pred, name in zip(report.predictions, names):
-            pred["image"] = name
+    images, names = _images(args)
+    report = analyze(resolve(args.spec), latency=_latency_opts(args, args.base), images=images, topk=args.topk,
+                     summary_depth=args.depth, image_names=names)
     print(report.to_json(indent=1) if args.json else format_report(report, args.tree, args.summary))
+    return 0
+
+
+def _compare(args) -> int:
+    from .compare import compare, named_specs
+    from .presets import resolve
+    specs = named_specs(args.specs, resolve)
+    images, names = _images(args)
+    c = compare(*specs, latency=_latency_opts(args), images=images, topk=args.topk, image_names=names)
+    print(c.to_json(indent=1) if args.json else format_comparison(c))
     return 0
 
 
@@ -170,10 +235,18 @@ def _presets(args) -> int:
     return 0
 
 
+def _schema(args) -> int:
+    from .report import report_schema
+    print(json.dumps(report_schema(), indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"report": _report, "points": _points, "presets": _presets, "export": _export}[args.command](args)
+        commands = {"report": _report, "compare": _compare, "points": _points, "presets": _presets,
+                    "export": _export, "schema": _schema}
+        return commands[args.command](args)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+__all__ = ["SpecError", "close_matches", "first_line", "MAX_MESSAGE_CHARS"]
+
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
 
 
@@ -22,3 +24,10 @@ def close_matches(value: str, allowed: Iterable[str], n: int = 3) -> str:
     """`" (did you mean 'x', 'y'?)"` for a misspelled name, or an empty string."""
     matches = difflib.get_close_matches(str(value), list(allowed), n=n, cutoff=0.6)
     return f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's first non-empty line (its type name when it has no text), at most `limit` characters: the
+    part of another library's error worth quoting in a one-line message."""
+    text = next((line.strip() for line in str(e).splitlines() if line.strip()), "") or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -13,10 +13,13 @@ from pathlib import Path
 import torch
 
 from .build import Built
-from .errors import SpecError, close_matches
+from .choices import EXPORT_FORMATS
+from .errors import SpecError, close_matches, first_line
 from .spec import Spec
 
-FORMATS = {"yaml": ".yaml", "python": ".py", "torchscript": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+__all__ = ["export", "python_snippet", "onnx_missing", "FORMATS"]
+
+FORMATS = EXPORT_FORMATS
 Progress = Callable[[float, str], None]
 
 
@@ -41,7 +44,22 @@ def onnx_missing() -> str | None:
 
 def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
            progress: Progress | None = None) -> Path:
-    """Write `fmt` (a key of FORMATS) to `path` (its suffix is set from the format); returns the path written."""
+    """Write a spec, or the model it builds, to a file.
+
+    Args:
+        spec_or_built: a Spec (built through the cache when the format needs the model) or a Built.
+        fmt: one of `choices.EXPORT_FORMATS`: yaml, python, torchscript, onnx, safetensors.
+        path: where to write; its suffix is set from the format.
+        progress: optional `progress(fraction, message)` callback.
+
+    Returns:
+        The path written. A format that cannot be produced raises a one-line SpecError.
+
+    >>> import tempfile, pathlib
+    >>> out = export(Spec(backbone="resnet18"), "yaml", pathlib.Path(tempfile.mkdtemp()) / "r18")
+    >>> out.name, out.read_text().strip()
+    ('r18.yaml', '{backbone: resnet18}')
+    """
     from .analyze import cached_build
     step = progress or (lambda f, m: None)
     if fmt not in FORMATS:
@@ -74,7 +92,7 @@ def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
             from safetensors.torch import save_model
             save_model(model, str(path), metadata={"spec": spec.to_yaml(), "format": "pt"})
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise SpecError(f"export: {fmt} failed for {spec.backbone}: {first}") from None
     step(1.0, "done")
     return path

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import SpecError
+from .errors import SpecError, first_line
 
 __all__ = ["ImageSource", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ACCEPTED", "load_image", "image_name"]
 
@@ -137,5 +137,5 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
     except UnidentifiedImageError:
         raise SpecError(f"image '{name}' is not a recognised image: give {ACCEPTED}") from None
     except Exception as e:  # PIL's decoders raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
-        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        detail = first_line(e, 120)
         raise SpecError(f"image '{name}' is truncated or corrupt ({detail}): give {ACCEPTED}") from e

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .errors import SpecError
+from .choices import BATCH, DEVICES, DTYPES
+from .errors import SpecError, first_line
+from .report import Latency
 
 # torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on GPU-less machines that set
 # CUDA_HOME: noise on the CLI's stderr. Quiet it for the import only.
@@ -33,39 +34,12 @@ try:
 finally:
     _cpp_log.setLevel(_level)
 
-__all__ = ["Latency", "measure_latency", "DTYPES", "DEVICES"]
+__all__ = ["Latency", "measure_latency"]
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # None: no autocast
+AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # choices.DTYPES -> autocast dtype
 
 _LOCK = threading.Lock()  # one latency measurement at a time in this process
 
-MAX_BATCH = 512  # a larger batch is a memory problem, not a latency question
-
-
-@dataclass
-class Latency:
-    """One latency measurement; `asdict()` of it is JSON-serialisable.
-
-    `median_ms` and `iqr_ms` are per forward pass of the whole batch; `times_ms` are the measured blocks' mean
-    times per forward pass (the distribution the median and IQR come from); `throughput` is images/s;
-    `tflops` the achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known). `started_at` and
-    `finished_at` are the wall-clock times (`time.time()`, seconds since the epoch) at which this run entered and
-    left the section that holds the device (`_LOCK`: copy, warm-up, timing): two runs' intervals never overlap.
-    """
-    device: str
-    batch: int
-    dtype: str
-    channels_last: bool
-    compiled: bool
-    threads: int
-    median_ms: float
-    iqr_ms: float
-    throughput: float
-    tflops: float | None
-    times_ms: list[float] = field(default_factory=list)
-    started_at: float = 0.0
-    finished_at: float = 0.0
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -79,14 +53,14 @@ def _resolve_device(device: str) -> torch.device:
 
 
 def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
-    if dtype not in DTYPES:
+    if dtype not in AUTOCAST:
         raise SpecError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
     # fp16 autocast on CPU runs (slowly, mostly emulated) on most CPUs: its timing would mislead, so say so instead.
     if dtype == "fp16" and device.type == "cpu":
         raise SpecError("dtype: 'fp16' is for CUDA; on CPU use 'bf16' (autocast) or 'fp32'")
     if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise SpecError(f"dtype: 'bf16' is not supported by {torch.cuda.get_device_name(device)}; use 'fp16' or 'fp32'")
-    return DTYPES[dtype]
+    return AUTOCAST[dtype]
 
 
 def _size(img_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -122,8 +96,7 @@ def _measure(model: nn.Module, dev: torch.device, amp_dtype: torch.dtype | None,
     except Exception as e:
         if not compile:
             raise
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SpecError(f"compile: torch.compile failed on {dev.type}: {first[:200]}") from e
+        raise SpecError(f"compile: torch.compile failed on {dev.type}: {first_line(e, 200)}") from e
 
     start = time.perf_counter()
 
@@ -162,8 +135,8 @@ def measure_latency(
     dev = _resolve_device(device)
     amp_dtype = _resolve_dtype(dtype, dev)
     height, width = _size(img_size)
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise SpecError(f"batch: {batch!r} must be an integer from 1 to {MAX_BATCH}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch not in BATCH:
+        raise SpecError(f"batch: {batch!r} must be an integer from {BATCH.lo} to {BATCH.hi}")
     if warmup < 0:
         raise SpecError(f"warmup: {warmup!r} must be 0 or more")
     if threads is not None and threads < 1:

@@ -18,9 +18,11 @@ import torch
 from timm.layers import get_act_layer, get_attn, make_divisible
 from torch import nn
 
+from .choices import MERGES
 from .errors import SpecError, close_matches
 
-MERGES = ("add", "mul", "concat")
+__all__ = ["CatalogEntry", "register_module", "catalog", "get_entry", "check_args", "se_hidden_width", "Serial",
+           "Parallel", "Gate", "LayoutAdapter", "laid_out_like"]
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,30 @@
-"""Plotly figures for the UI, each drawn from a Report's plain data (`Report.to_dict()`), never from a model.
+"""Plotly figures for the page, each drawn from a typed Report (or a Comparison), never from a model.
 
-    >>> fig = breakdown_figure(analyze("se_resnet50").to_dict())
+    >>> fig = breakdown_figure(analyze("se_resnet50"))  # doctest: +SKIP
 
 One function per question: feature-map shapes per stage, params and MACs per stage, per stitched module, the
 latency distribution, top-k predictions of the base and the stitched model, and an A/B comparison.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .report import Latency, Prediction, Report, Shape
+
+__all__ = ["shapes_figure", "breakdown_figure", "inserts_figure", "latency_figure", "predictions_figure",
+           "compare_figure", "stage_shapes", "insert_rows"]
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 BASE = "#9ca3af"  # the unmodified backbone
 MODEL = "#4f46e5"  # the stitched model (and spec A)
 STITCHED = "#f59e0b"  # stitched modules
 SPATIAL = "#0d9488"  # spatial size (and spec B)
+SIDES = (MODEL, SPATIAL, STITCHED, "#db2777")  # specs A, B, C, D of a comparison
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -27,31 +35,21 @@ def _layout(fig: go.Figure, height: int = 340, **kw: Any) -> go.Figure:
     return fig
 
 
-def stage_points(report: dict) -> list[dict]:
-    """The points that describe the backbone's stages: input, stem, stage<i>, final (no blocks, no globs)."""
-    return [p for p in report["points"] if ".block" not in p["name"]]
+def stage_shapes(report: Report) -> list[Shape]:
+    """The feature maps at the backbone's stage points: input, stem, stage<i>, final (no blocks, no globs)."""
+    names = {p.name for p in report.points if ".block" not in p.name}
+    return [s for s in report.shapes if s.point in names]
 
 
-def channels_and_spatial(layout: str, shape: Sequence[int], img_size: int,
-                         reduction: float | None) -> tuple[int, int | None, int | None]:
-    """(channels, height, width) of a feature map: NCHW, NHWC, or NLC tokens (grid from the reduction)."""
-    if layout == "NCHW" and len(shape) == 4:
-        return shape[1], shape[2], shape[3]
-    if layout == "NHWC" and len(shape) == 4:
-        return shape[3], shape[1], shape[2]
-    side = round(img_size / reduction) if reduction else None
-    return shape[-1], side, side
-
-
-def shapes_figure(report: dict) -> go.Figure:
+def shapes_figure(report: Report) -> go.Figure:
     """Channels (bars) and spatial size (line, log scale) at each stage of the backbone."""
-    pts = stage_points(report)
-    names = [p["name"] for p in pts]
-    dims = [channels_and_spatial(p["layout"], p["shape"], report["img_size"], p.get("reduction")) for p in pts]
+    pts = stage_shapes(report)
+    names = [p.point for p in pts]
+    dims = [(p.channels, p.height, p.width) for p in pts]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=names, y=[c for c, _, _ in dims], name="channels", marker_color=MODEL, opacity=0.85,
                 text=[str(c) for c, _, _ in dims], textposition="outside", cliponaxis=False,
-                customdata=[str(p["shape"]) for p in pts], hovertemplate="%{x}: %{y} channels<br>%{customdata}"
+                customdata=[str(p.shape) for p in pts], hovertemplate="%{x}: %{y} channels<br>%{customdata}"
                                                                           "<extra></extra>")
     fig.add_scatter(x=names, y=[h for _, h, _ in dims], name="spatial size (H)", mode="lines+markers+text",
                     line=dict(color=SPATIAL, width=2), marker=dict(size=8),
@@ -61,14 +59,14 @@ def shapes_figure(report: dict) -> go.Figure:
     sides = sorted({h for _, h, _ in dims if h})
     fig.update_yaxes(title_text="H (pixels or tokens per side)", type="log", secondary_y=True, showgrid=False,
                      tickvals=sides, ticktext=[str(h) for h in sides])
-    return _layout(fig, title=dict(text=f"Feature maps at {report['img_size']}×{report['img_size']}", x=0))
+    return _layout(fig, title=dict(text=f"Feature maps at {report.img_size}×{report.img_size}", x=0))
 
 
-def breakdown_figure(report: dict) -> go.Figure:
+def breakdown_figure(report: Report) -> go.Figure:
     """Parameters (M) and GMACs per part of the model: stem, stage<i>, head (stitched modules in their stage)."""
-    parts = list(report["params"]["by_stage"])
-    params = [report["params"]["by_stage"][k] / 1e6 for k in parts]
-    macs = [report["macs"]["by_stage"].get(k, 0) / 1e9 for k in parts]
+    parts = list(report.params.by_stage)
+    params = [report.params.by_stage[k] / 1e6 for k in parts]
+    macs = [report.macs.by_stage.get(k, 0) / 1e9 for k in parts]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Parameters per stage (M)", "GMACs per stage"),
                         horizontal_spacing=0.1)
     fig.add_bar(x=parts, y=params, marker_color=MODEL, name="params", showlegend=False,
@@ -81,21 +79,21 @@ def breakdown_figure(report: dict) -> go.Figure:
     return _layout(fig)
 
 
-def insert_rows(report: dict) -> list[dict]:
+def insert_rows(report: Report) -> list[dict]:
     """Stitched modules grouped by spec entry: {index, at, module, instances, params, macs}."""
-    entries = report["spec"].get("insert", [])
+    entries = report.spec.get("insert", [])
     rows: dict[int, dict] = {}
-    for p, m in zip(report["params"]["by_insert"] or [], report["macs"]["by_insert"]):
-        i = p["index"]
-        at = entries[i]["at"] if i < len(entries) else p["point"]
-        row = rows.setdefault(i, dict(index=i, at=at, module=p["module"], instances=0, params=0, macs=0))
+    for p, m in zip(report.params.by_insert, report.macs.by_insert):
+        i = p.index
+        at = entries[i]["at"] if i < len(entries) else p.point
+        row = rows.setdefault(i, dict(index=i, at=at, module=p.module, instances=0, params=0, macs=0))
         row["instances"] += 1
-        row["params"] += p["params"]
-        row["macs"] += m["macs"]
+        row["params"] += p.count
+        row["macs"] += m.count
     return [rows[i] for i in sorted(rows)]
 
 
-def inserts_figure(report: dict) -> go.Figure | None:
+def inserts_figure(report: Report) -> go.Figure | None:
     """Parameters (K) and MMACs added by each stitched-module entry of the spec; None when nothing is stitched."""
     rows = insert_rows(report)
     if not rows:
@@ -113,18 +111,17 @@ def inserts_figure(report: dict) -> go.Figure | None:
     return _layout(fig, height=max(170, 100 + 34 * len(rows)))
 
 
-def latency_figure(latency: dict, base: dict | None = None) -> go.Figure:
+def latency_figure(latency: Latency, base: Latency | None = None) -> go.Figure:
     """Distribution of the timed blocks (ms per forward pass) of the stitched model and, when given, the base."""
     fig = go.Figure()
     runs = [("base", base, BASE)] if base else []
     runs.append(("stitched" if base else "model", latency, MODEL))
     for name, lt, color in runs:
-        fig.add_box(x=lt.get("times_ms") or [lt["median_ms"]], name=name, marker_color=color, boxpoints="all",
+        fig.add_box(x=lt.times_ms or [lt.median_ms], name=name, marker_color=color, boxpoints="all",
                     jitter=0.4, pointpos=0, orientation="h",
                     hovertemplate="%{x:.2f} ms<extra>" + name + "</extra>")
-    title = (f"Latency per forward pass: {latency['device']}, batch {latency['batch']}, {latency['dtype']}"
-             + (", channels_last" if latency.get("channels_last") else "")
-             + (", compiled" if latency.get("compiled") else ""))
+    title = (f"Latency per forward pass: {latency.device}, batch {latency.batch}, {latency.dtype}"
+             + (", channels_last" if latency.channels_last else "") + (", compiled" if latency.compiled else ""))
     fig.update_xaxes(title_text="ms", rangemode="tozero")
     return _layout(fig, height=200 + 50 * len(runs), title=dict(text=title, x=0), showlegend=False)
 
@@ -134,33 +131,34 @@ def _short(label: str, n: int = 28) -> str:
     return first if len(first) <= n else first[:n - 1] + "…"
 
 
-def predictions_figure(prediction: dict) -> go.Figure:
+def predictions_figure(prediction: Prediction) -> go.Figure:
     """Top-k classes of the base and of the stitched model, side by side (probabilities)."""
-    panels = [("base backbone", prediction.get("base_top"), BASE), ("stitched model", prediction["top"], MODEL)]
+    panels = [("base backbone", prediction.base_top, BASE), ("stitched model", prediction.top, MODEL)]
     panels = [p for p in panels if p[1]]
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.22)
     for col, (name, top, color) in enumerate(panels, 1):
-        fig.add_bar(y=[_short(t["label"]) for t in top], x=[t["prob"] for t in top], orientation="h",
-                    marker_color=color, showlegend=False, text=[f"{t['prob']:.1%}" for t in top],
-                    textposition="auto", customdata=[t["label"] for t in top],
+        fig.add_bar(y=[_short(t.label) for t in top], x=[t.prob for t in top], orientation="h",
+                    marker_color=color, showlegend=False, text=[f"{t.prob:.1%}" for t in top],
+                    textposition="auto", customdata=[t.label for t in top],
                     hovertemplate="%{customdata}: %{x:.2%}<extra>" + name + "</extra>", row=1, col=col)
         fig.update_yaxes(autorange="reversed", automargin=True, row=1, col=col)
         fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=col)
     k = max(len(p[1]) for p in panels)
-    return _layout(fig, height=max(240, 80 + 36 * k), title=dict(text=prediction["image"], x=0))
+    return _layout(fig, height=max(240, 80 + 36 * k), title=dict(text=prediction.image, x=0))
 
 
-def compare_figure(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> go.Figure:
-    """Params (M) and GMACs per stage of two reports, as grouped bars."""
-    parts = list(dict.fromkeys(list(a["params"]["by_stage"]) + list(b["params"]["by_stage"])))
+def compare_figure(comparison: Comparison) -> go.Figure:
+    """Params (M) and GMACs per stage of two to four specs, as grouped bars."""
+    parts = [row.part for row in comparison.stages]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Parameters per stage (M)", "GMACs per stage"),
                         horizontal_spacing=0.1)
-    for r, name, color in ((a, names[0], MODEL), (b, names[1], SPATIAL)):
-        fig.add_bar(x=parts, y=[r["params"]["by_stage"].get(k, 0) / 1e6 for k in parts], name=name,
+    for k, (side, color) in enumerate(zip(comparison.sides, SIDES)):
+        name = f"{side.name}: {side.title}"
+        fig.add_bar(x=parts, y=[(row.params[k] or 0) / 1e6 for row in comparison.stages], name=name,
                     marker_color=color, legendgroup=name, row=1, col=1,
-                    hovertemplate="%{x}: %{y:.4f} M<extra>" + name + "</extra>")
-        fig.add_bar(x=parts, y=[r["macs"]["by_stage"].get(k, 0) / 1e9 for k in parts], name=name,
+                    hovertemplate="%{x}: %{y:.4f} M<extra>" + side.name + "</extra>")
+        fig.add_bar(x=parts, y=[(row.macs[k] or 0) / 1e9 for row in comparison.stages], name=name,
                     marker_color=color, legendgroup=name, showlegend=False, row=1, col=2,
-                    hovertemplate="%{x}: %{y:.4f} GMACs<extra>" + name + "</extra>")
+                    hovertemplate="%{x}: %{y:.4f} GMACs<extra>" + side.name + "</extra>")
     fig.update_layout(barmode="group")
     return _layout(fig)

@@ -9,6 +9,7 @@ no such container: each of its blocks is a stage.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import math
 import re
@@ -19,7 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import SpecError, close_matches
+from .errors import SpecError, close_matches, first_line
+from .report import PointInfo, Shape
+
+__all__ = ["Point", "Probe", "probe", "ForwardError", "feature_map", "map_layout", "meta_copy", "shape_runner"]
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
 _STAGE_RE = re.compile(r"^stage(\d+)(?:\.block(\d+|\*))?$")
@@ -40,10 +44,20 @@ class Point:
     block: str | None = None  # the residual block this point lies strictly inside, if any
     index: int | None = None  # the feature map's position when the module outputs a tuple or list
 
+    def info(self) -> PointInfo:
+        """What the Report (and `points --json`) says about this point."""
+        return PointInfo(name=self.name, path=self.path, layout=self.layout, channels=self.channels,
+                         shape=list(self.shape), num_prefix_tokens=self.num_prefix_tokens,
+                         reduction=self.reduction, output_index=self.index)
+
+    def shape_info(self) -> Shape:
+        """The feature map here, with its channels and spatial size."""
+        height, width = self.grid if self.grid else (None, None)
+        return Shape(point=self.name, layout=self.layout, shape=list(self.shape), channels=self.channels,
+                     height=height, width=width, reduction=self.reduction)
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": self.path, "layout": self.layout, "channels": self.channels,
-                "shape": list(self.shape), "num_prefix_tokens": self.num_prefix_tokens,
-                "reduction": self.reduction, "output_index": self.index}
+        return dataclasses.asdict(self.info())
 
 
 def feature_map(out: Any) -> tuple[torch.Tensor | None, int | None]:
@@ -63,7 +77,7 @@ class ForwardError(RuntimeError):
     def __init__(self, cause: BaseException, path: str | None, module: nn.Module | None):
         self.cause, self.path = cause, path
         self.module_type = type(module).__name__ if module is not None else None
-        self.text = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+        self.text = first_line(cause)
         super().__init__(f"{path or 'forward'}: {self.text}")
 
 

@@ -3,14 +3,11 @@
 Preprocessing is timm's eval transform for the model's data config (`resolve_model_data_config`) at the spec's
 image size, so pretrained weights see what they were trained on. Class names come from `timm.data.ImageNetInfo`.
 
-    >>> predictions, warnings = predict(model, ['cat.jpg'], base_model=base, topk=5, img_size=224)
-    >>> predictions[0].top[0]
-    {'index': 281, 'label': 'tabby, tabby cat', 'prob': 0.40...}
+See `predict` for an example.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,19 +16,9 @@ from torch import nn
 
 from .errors import SpecError
 from .images import ImageSource, image_name, load_image
+from .report import Agreement, ClassScore, Prediction, RankChange
 
 __all__ = ["Prediction", "predict", "data_config", "eval_transform", "class_labels"]
-
-
-@dataclass
-class Prediction:
-    """One image's predictions (JSON-serialisable with `dataclasses.asdict`)."""
-    image: str
-    top: list[dict[str, Any]]  # [{index, label, prob}], most probable first
-    base_top: list[dict[str, Any]] | None = None  # the same for the unmodified base model
-    # {top1_agree, kl_divergence (base || modified, nats), max_abs_logit_diff,
-    #  rank_changes [{index, label, base_rank, rank}]}
-    agreement: dict[str, Any] | None = None
 
 
 def data_config(model: nn.Module, img_size: int | None = None) -> dict[str, Any]:
@@ -76,12 +63,12 @@ def _forward(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return out.float().cpu()
 
 
-def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[dict[str, Any]]:
+def _top(probs: torch.Tensor, labels: Sequence[str], k: int) -> list[ClassScore]:
     values, indices = probs.topk(min(k, probs.numel()))
-    return [dict(index=int(i), label=labels[int(i)], prob=float(p)) for p, i in zip(values, indices)]
+    return [ClassScore(index=int(i), label=labels[int(i)], prob=float(p)) for p, i in zip(values, indices)]
 
 
-def _agreement(base_logits: torch.Tensor, logits: torch.Tensor, labels: Sequence[str], k: int) -> dict[str, Any]:
+def _agreement(base_logits: torch.Tensor, logits: torch.Tensor, labels: Sequence[str], k: int) -> Agreement:
     """Top-1 agreement, KL(base || modified) in nats, the largest logit difference, and where the base's top-k
     classes rank now (1 = first).
 
@@ -95,11 +82,11 @@ def _agreement(base_logits: torch.Tensor, logits: torch.Tensor, labels: Sequence
     rank = torch.empty_like(mod, dtype=torch.long)
     rank[mod.argsort(descending=True)] = torch.arange(1, mod.numel() + 1)
     base_order = base.argsort(descending=True)[:k]
-    return dict(
+    return Agreement(
         top1_agree=bool(base.argmax() == mod.argmax()),
         kl_divergence=max(float(kl), 0.0),
         max_abs_logit_diff=float((base_logits - logits).abs().max()),
-        rank_changes=[dict(index=int(i), label=labels[int(i)], base_rank=r + 1, rank=int(rank[i]))
+        rank_changes=[RankChange(index=int(i), label=labels[int(i)], base_rank=r + 1, rank=int(rank[i]))
                       for r, i in enumerate(base_order)],
     )
 
@@ -116,9 +103,24 @@ def predict(
 ) -> tuple[list[Prediction], list[str]]:
     """Top-k classes of `model` for each image (one batched forward), compared with `base_model` when given.
 
-    Images are anything `load_image` accepts; `names` overrides their display names. `labels` overrides the class
-    names (default: ImageNet names for ImageNet-sized heads, else "class <i>" with a warning). Returns the
-    predictions and the warnings for the Report.
+    Args:
+        model: a classifier (eval mode is set for the call).
+        images: anything `load_image` accepts (paths, bytes, PIL images, arrays).
+        base_model: the unmodified backbone to compare with (agreement, KL, rank changes).
+        topk: classes per image.
+        img_size: the input size for timm's eval transform (default: the model's).
+        labels: class names (default: ImageNet names for ImageNet-sized heads, else "class <i>" with a warning).
+        names: display names of the images (default: their file names).
+
+    Returns:
+        (predictions, warnings): one Prediction per image, and the warnings for the Report.
+
+    >>> from skimage import data
+    >>> from playground import build
+    >>> lite0 = build({"backbone": "efficientnet_lite0", "pretrained": True}).model
+    >>> predictions, warnings = predict(lite0, [data.chelsea()], topk=1, names=["chelsea"])
+    >>> predictions[0].top[0].label, warnings
+    ('tabby, tabby cat', [])
     """
     if not images:
         return [], []

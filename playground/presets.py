@@ -7,7 +7,9 @@ from pathlib import Path
 from .errors import SpecError, close_matches
 from .spec import Spec, load_spec
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+__all__ = ["list_presets", "load_preset", "preset_files", "resolve", "preset_name"]
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 @lru_cache(maxsize=1)

@@ -25,15 +25,17 @@ from typing import Any
 
 import yaml
 
-from .errors import SpecError, close_matches
-from .modules import MERGES, check_args, get_entry
+from .choices import IMG_SIZE, MERGES, NUM_CLASSES, STEM_KERNEL, STEM_PADDING, STEM_STRIDE
+from .errors import SpecError, close_matches, first_line
+from .modules import check_args, get_entry
+
+__all__ = ["Spec", "StemSpec", "InsertSpec", "Leaf", "Composite", "ModuleSpec", "load_spec", "parse_text",
+           "parse_module", "module_to_data", "module_label", "module_count"]
 
 MAX_SPEC_BYTES = 256 * 1024
 MAX_INSERTS = 64
 MAX_MODULE_DEPTH = 4  # composites nested in composites, at most this deep
 MAX_MODULE_LEAVES = 16  # catalog modules in one insertion's module (YAML anchors make nesting exponential)
-MAX_IMG_SIZE = 1024
-MIN_IMG_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,17 @@ class Spec:
             out[f.name] = v
         return out
 
+    def changes_backbone(self) -> bool:
+        """Whether the built model differs from the unmodified backbone (the "base"): stitched modules, a stem
+        change, a head norm, another head width or drop-path rate. The one predicate the builder, the analysis
+        and the page use."""
+        return (bool(self.insert) or not self.stem.is_default() or bool(self.head_norm)
+                or self.num_classes is not None or self.drop_path_rate is not None)
+
+    def changes_only_by_insertion(self) -> bool:
+        """Whether every difference from the base that costs params or MACs is a stitched module."""
+        return self.stem.is_default() and not self.head_norm and self.num_classes is None
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
@@ -151,7 +164,7 @@ def parse_text(text: str) -> Any:
     except RecursionError:  # the parser recurses per level: `[[[[...]]]]` thousands deep
         raise SpecError("spec: not valid YAML: nested too deeply") from None
     except (ValueError, OverflowError) as e:  # a constructor's own limit: an integer of more than 4300 digits
-        raise SpecError(f"spec: not valid YAML: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+        raise SpecError(f"spec: not valid YAML: {first_line(e)}") from None
 
 
 # ---- validation
@@ -222,12 +235,12 @@ def _parse_spec(data: Any) -> Spec:
         description=_str(d.get("description"), "description", max_len=2000),
         pretrained=_bool(d.get("pretrained", False), "pretrained"),
         checkpoint=_str(d.get("checkpoint"), "checkpoint", max_len=1000),
-        num_classes=_int(d.get("num_classes"), "num_classes", 1, 100_000),
-        img_size=_int(d.get("img_size"), "img_size", MIN_IMG_SIZE, MAX_IMG_SIZE),
+        num_classes=_int(d.get("num_classes"), "num_classes", *NUM_CLASSES),
+        img_size=_int(d.get("img_size"), "img_size", *IMG_SIZE),
         stem=StemSpec(
-            stride=_int(stem.get("stride"), "stem.stride", 1, 64),
-            kernel=_int(stem.get("kernel"), "stem.kernel", 1, 64),
-            padding=_int(stem.get("padding"), "stem.padding", 0, 32),
+            stride=_int(stem.get("stride"), "stem.stride", *STEM_STRIDE),
+            kernel=_int(stem.get("kernel"), "stem.kernel", *STEM_KERNEL),
+            padding=_int(stem.get("padding"), "stem.padding", *STEM_PADDING),
         ),
         insert=tuple(_parse_insert(x, f"insert[{i}]") for i, x in enumerate(inserts)),
         gate=_bool(d.get("gate", False), "gate"),

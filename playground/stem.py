@@ -20,6 +20,8 @@ from .errors import SpecError
 from .points import Probe
 from .spec import StemSpec
 
+__all__ = ["StemPlan", "plan_stem", "apply_stem", "has_fixup", "register_grid_fixup", "first_downsampling_conv"]
+
 GridFixup = Callable[[nn.Module, str, tuple[int, int], int], list[str]]
 _FIXUPS: dict[type, GridFixup] = {}
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from torch import nn
 
+__all__ = ["Stitch", "attach", "chain"]
+
 WHERE = ("before", "after")
 
 

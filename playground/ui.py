@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import functools
 import html
 import io
@@ -31,15 +30,32 @@ import gradio as gr
 import pandas as pd
 import yaml
 
-from . import plots
+from . import plots, units
 from .analyze import analyze, cached_build
 from .backbones import HEAD_NORMS, all_backbones, curated_backbones, default_img_size
-from .errors import SpecError
+from .choices import (
+    BATCH,
+    DEVICES,
+    DTYPES,
+    EXPORT_LABELS,
+    IMG_SIZE,
+    MERGES,
+    STEM_KERNEL,
+    STEM_PADDING,
+    STEM_STRIDE,
+    TOPK,
+)
+from .compare import Comparison, compare, named_specs
+from .errors import SpecError, first_line
 from .export import export, onnx_missing, python_snippet  # noqa: F401  onnx_missing: the page says why
-from .modules import MERGES, catalog
+from .modules import catalog
 from .presets import list_presets, load_preset, preset_files
+from .report import Latency, Report
 from .spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
 from .zerogpu import gpu
+
+__all__ = ["build_demo", "launch_kwargs", "warm_up", "api_analyze", "api_predict", "api_points", "api_presets",
+           "api_compare", "run_analysis", "analyze_on_device", "compare_on_device", "sample_images"]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +85,7 @@ def user_errors(fn: Callable) -> Callable:
             raise gr.Error(str(e), title="Cannot do that", print_exception=False) from None
         except Exception as e:  # a bug, not the user's fault: log it, say so in one line
             log.exception("handler %s failed", fn.__name__)
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise gr.Error(f"internal error ({type(e).__name__}): {first}", title="Something broke") from None
+            raise gr.Error(f"internal error ({type(e).__name__}): {first_line(e)}", title="Something broke") from None
     return wrapper
 
 
@@ -423,34 +438,15 @@ def catalog_table() -> pd.DataFrame:
 
 # ---- rendering a Report
 
-def _m(n: float) -> str:
-    return f"{n / 1e6:,.2f} M"
-
-
-def _g(n: float) -> str:
-    return f"{n / 1e9:,.3f}"
-
-
 def _delta(delta: float, base: float, fmt: Callable[[float], str], unit: str = "") -> str:
     """`+2.53 M (+9.9%) vs base 25.56 M`, coloured by sign."""
     if not delta:
         return f'<div class="pg-delta same">= base ({fmt(base)}{unit})</div>'
-    pct = 100 * delta / base if base else None
-    pct = ("" if pct is None else f" ({pct:+.1f}%)" if abs(pct) >= 0.1 else f" ({pct:+.3f}%)"
-           if abs(pct) >= 0.001 else f" ({'+' if pct > 0 else '−'}<0.001%)")
+    pct = units.percent(delta, base)
+    pct = f" ({pct})" if pct else ""
     cls = "up" if delta > 0 else "down"
     sign = "+" if delta > 0 else "−"
     return f'<div class="pg-delta {cls}">{sign}{fmt(abs(delta))}{unit}{pct} vs base {fmt(base)}{unit}</div>'
-
-
-def _params(n: float) -> str:
-    """Millions, or the exact count below 100 K (a stitched ECA adds tens of parameters)."""
-    return _m(n) if abs(n) >= 1e5 else f"{int(n):,}"
-
-
-def _gmacs(n: float) -> str:
-    """GMACs, MMACs below 10 M, the exact count below 10 K."""
-    return _g(n) + " GMACs" if abs(n) >= 1e7 else f"{n / 1e6:,.3f} MMACs" if abs(n) >= 1e4 else f"{int(n):,} MACs"
 
 
 def _card(label: str, value: str, exact: str, delta: str, title: str = "") -> str:
@@ -459,51 +455,39 @@ def _card(label: str, value: str, exact: str, delta: str, title: str = "") -> st
             f'<div class="pg-exact">{exact}</div>{delta}</div>')
 
 
-def is_modified(spec: dict) -> bool:
-    """Whether the spec changes the backbone at all (otherwise base and model are the same network)."""
-    return bool(spec.get("insert") or spec.get("stem") or spec.get("head_norm") or spec.get("num_classes")
-                or spec.get("drop_path_rate"))
-
-
-def latency_card(latency: dict | None, base: dict | None, modified: bool) -> str:
+def latency_card(latency: Latency | None, base: Latency | None, modified: bool) -> str:
     if not latency:
         return _card("Latency", "—", "not measured", '<div class="pg-delta same">Latency tab → Measure</div>')
-    exact = (f"IQR {latency['iqr_ms']:.2f} ms · {html.escape(latency['device'])} · batch {latency['batch']} · "
-             f"{latency['dtype']}")
+    exact = (f"IQR {latency.iqr_ms:.2f} ms · {html.escape(latency.device)} · batch {latency.batch} · "
+             f"{latency.dtype}")
     if base:
-        delta = _delta(latency["median_ms"] - base["median_ms"], base["median_ms"], lambda v: f"{v:.2f}", " ms")
+        delta = _delta(latency.median_ms - base.median_ms, base.median_ms, lambda v: f"{v:.2f}", " ms")
     else:
         delta = '<div class="pg-delta same">= base (unmodified backbone)</div>' if not modified else ""
-    return _card("Latency (median)", f"{latency['median_ms']:.2f} ms", exact, delta)
+    return _card("Latency (median)", units.ms(latency.median_ms), exact, delta)
 
 
-def summary_html(r: dict, latency: dict | None = None, base_latency: dict | None = None,
-                 seconds: float | None = None) -> str:
+def summary_html(r: Report, seconds: float | None = None) -> str:
     """Title line and the cards: params, GMACs, latency (each with its delta against the base), weights."""
-    p, m, spec = r["params"], r["macs"], r["spec"]
-    n_ins = len(r["inserted"])
-    weights = r.get("weights")
-    wtext = (f"weights: {html.escape(weights['source'])}" if weights else "random init (pretrained: false)")
-    sub = [f"{html.escape(r['backbone'])}", f"{r['img_size']}×{r['img_size']}",
+    p, m = r.params, r.macs
+    n_ins = len(r.inserted)
+    wtext = (f"weights: {html.escape(r.weights.source)}" if r.weights else "random init (pretrained: false)")
+    sub = [f"{html.escape(r.backbone)}", f"{r.img_size}×{r.img_size}",
            f"{n_ins} stitched module{'s' if n_ins != 1 else ''}", wtext]
-    title = html.escape(spec.get("title") or r["backbone"])
     cards = [
-        _card("Parameters", _m(p["total"]), f"{p['total']:,} params · {p['trainable']:,} trainable",
-              _delta(p["delta"], p["base_total"], _params)),
-        _card("GMACs · the “FLOPs” of papers", _g(m["total"]), f"{m['total']:,} multiply-accumulates",
-              _delta(m["delta"], m["base_total"], _gmacs),
-              title="fvcore counts one fused multiply-add as one 'flop': the unit papers call FLOPs"),
-        latency_card(latency, base_latency, is_modified(spec)),
+        _card("Parameters", units.millions(p.total), f"{p.total:,} params · {p.trainable:,} trainable",
+              _delta(p.delta, p.base_total, units.params)),
+        _card("GMACs · the “FLOPs” of papers", units.giga(m.total, ""), f"{m.total:,} multiply-accumulates",
+              _delta(m.delta, m.base_total, units.macs), title=units.MACS_NOTE),
+        latency_card(r.latency, r.base_latency, r.modified),
     ]
-    final = next((s for s in r["shapes"] if s["point"] == "final"), None)
+    final = r.shape_at("final")
     if final:
-        c, h, w = plots.channels_and_spatial(final["layout"], final["shape"], r["img_size"], final["reduction"])
-        cards.append(_card("Final feature map", f"{c}×{h}×{w}" if h else str(c),
-                           f"{final['layout']} {final['shape']}",
-                           f'<div class="pg-delta same">stride {final["reduction"]:g}</div>'
-                           if final["reduction"] else ""))
+        cards.append(_card("Final feature map", f"{final.channels}×{final.height}×{final.width}" if final.height
+                           else str(final.channels), f"{final.layout} {final.shape}",
+                           f'<div class="pg-delta same">stride {final.reduction:g}</div>' if final.reduction else ""))
     took = f" · analysed in {seconds:.2f} s" if seconds is not None else ""
-    return (f'<div class="pg-summary"><div class="pg-title">{title}'
+    return (f'<div class="pg-summary"><div class="pg-title">{html.escape(r.title)}'
             f'<span class="pg-sub">{" · ".join(sub)}{took}</span></div>'
             f'<div class="pg-cards">{"".join(cards)}</div></div>')
 
@@ -577,75 +561,73 @@ def pre_html(text: str) -> str:
     return f'<pre class="pg-code">{html.escape(text)}</pre>' + (f'<div class="pg-more">{more}</div>' if more else "")
 
 
-def shapes_table(r: dict) -> pd.DataFrame:
-    rows = []
-    for s in r["shapes"]:
-        c, h, w = plots.channels_and_spatial(s["layout"], s["shape"], r["img_size"], s["reduction"])
-        rows.append([s["point"], s["layout"], str(s["shape"]), c, f"{h}×{w}" if h else "—",
-                     f"{s['reduction']:g}" if s["reduction"] else "—"])
+def shapes_table(r: Report) -> pd.DataFrame:
+    rows = [[s.point, s.layout, str(s.shape), s.channels, f"{s.height}×{s.width}" if s.height else "—",
+             f"{s.reduction:g}" if s.reduction else "—"] for s in r.shapes]
     return pd.DataFrame(rows, columns=["point", "layout", "shape", "channels", "H×W", "stride"])
 
 
-def inserts_table(r: dict) -> pd.DataFrame:
+def inserts_table(r: Report) -> pd.DataFrame:
     rows = [[x["index"], x["at"], x["module"], x["instances"], f"{x['params']:,}", f"{x['macs'] / 1e6:,.3f}"]
             for x in plots.insert_rows(r)]
     return pd.DataFrame(rows, columns=["#", "at", "module", "instances", "params", "MMACs"])
 
 
-def predictions_md(r: dict) -> str:
+def predictions_md(r: Report | None) -> str:
     """Agreement of the stitched model with the base, per image, and a note when the weights are random."""
-    preds = r.get("predictions") or []
+    preds = (r.predictions if r else None) or []
     if not preds:
         return "Upload a photo or pick a sample to see the top classes of the base and the stitched model."
     out = []
-    if not r.get("weights"):
+    if not r.pretrained:
         out.append("> ⚠ **random weights**: this spec has `pretrained: false`, so the classes below mean nothing. "
                    "Try the *EfficientNet-Lite0 (pretrained, offline)* preset.")
     for p in preds:
-        top = p["top"][0]
-        line = f"**{html.escape(p['image'])}** — stitched: **{top['label']}** ({top['prob']:.1%})"
-        if p.get("base_top"):
-            b = p["base_top"][0]
-            line += f" · base: **{b['label']}** ({b['prob']:.1%})"
-        a = p.get("agreement")
+        top = p.top[0]
+        line = f"**{html.escape(p.image)}** — stitched: **{top.label}** ({top.prob:.1%})"
+        if p.base_top:
+            b = p.base_top[0]
+            line += f" · base: **{b.label}** ({b.prob:.1%})"
+        a = p.agreement
         if a:
-            line += (f" · top-1 {'agrees ✓' if a['top1_agree'] else 'differs ✗'} · "
-                     f"KL(base‖stitched) = {a['kl_divergence']:.4f} nats")
-            moved = [f"{c['label'].split(',')[0]} {c['base_rank']}→{c['rank']}" for c in a["rank_changes"]
-                     if c["rank"] != c["base_rank"]]
+            line += (f" · top-1 {'agrees ✓' if a.top1_agree else 'differs ✗'} · "
+                     f"KL(base‖stitched) = {a.kl_divergence:.4f} nats")
+            moved = [f"{c.label.split(',')[0]} {c.base_rank}→{c.rank}" for c in a.rank_changes
+                     if c.rank != c.base_rank]
             line += "<br>base top-k ranks now: " + (", ".join(moved) if moved else "unchanged")
         out.append(line)
     return "\n\n".join(out)
 
 
-def latency_html(latency: dict | None, base: dict | None) -> str:
+def latency_html(latency: Latency | None, base: Latency | None) -> str:
     if not latency:
         return '<div class="pg-legend">Not measured yet for this spec. Choose the options and press Measure.</div>'
     rows = [("stitched" if base else "model", latency)] + ([("base", base)] if base else [])
     cells = "".join(
-        f"<tr><td>{n}</td><td>{x['median_ms']:.2f} ms</td><td>{x['iqr_ms']:.2f} ms</td>"
-        f"<td>{x['throughput']:.1f} img/s</td><td>{(x['tflops'] or 0):.3f}</td></tr>" for n, x in rows)
+        f"<tr><td>{n}</td><td>{units.ms(x.median_ms)}</td><td>{units.ms(x.iqr_ms)}</td>"
+        f"<td>{x.throughput:.1f} img/s</td><td>{(x.tflops or 0):.3f}</td></tr>" for n, x in rows)
     return (f'<table class="pg-table"><tr><th></th><th>median</th><th>IQR</th><th>throughput</th>'
-            f'<th>TFLOP/s</th></tr>{cells}</table><div class="pg-legend">{html.escape(latency["device"])} · batch '
-            f'{latency["batch"]} · {latency["dtype"]}{" · channels_last" if latency["channels_last"] else ""}'
-            f'{" · torch.compile" if latency["compiled"] else ""} · {latency["threads"]} threads · '
-            f'{len(latency.get("times_ms") or [])} timed blocks (torch.utils.benchmark)</div>')
+            f'<th title="{units.FLOPS_NOTE}">TFLOP/s (2 × MACs)</th></tr>{cells}</table>'
+            f'<div class="pg-legend">{html.escape(latency.device)} · batch '
+            f'{latency.batch} · {latency.dtype}{" · channels_last" if latency.channels_last else ""}'
+            f'{" · torch.compile" if latency.compiled else ""} · {latency.threads} threads · '
+            f'{len(latency.times_ms)} timed blocks (torch.utils.benchmark)</div>')
 
 
 REPORT_OUTPUTS = ("summary", "warnings", "breakdown_plot", "inserts_plot", "inserts_df", "shapes_plot", "shapes_df",
                   "tree", "diff", "layers", "pred_plot", "pred_md", "latency_html", "latency_plot", "json")
 
 
-def render_report(r: dict, seconds: float | None = None) -> list[Any]:
+def render_report(r: Report, seconds: float | None = None) -> list[Any]:
     """Every output of the report panel, in REPORT_OUTPUTS order."""
     ins_fig = plots.inserts_figure(r)
-    preds = r.get("predictions") or []
+    preds = r.predictions or []
     return [
-        summary_html(r, seconds=seconds), warnings_html(r["warnings"]), plots.breakdown_figure(r),
+        summary_html(r, seconds=seconds), warnings_html(r.warnings), plots.breakdown_figure(r),
         gr.update(value=ins_fig, visible=ins_fig is not None), gr.update(value=inserts_table(r), visible=bool(
-            r["inserted"])), plots.shapes_figure(r), shapes_table(r), tree_html(r["tree"], r["inserted"]),
-        diff_html(r["tree_diff"]), pre_html(r["summary"]), plots.predictions_figure(preds[0]) if preds else None,
-        predictions_md(r), latency_html(None, None), None, r,
+            r.inserted)), plots.shapes_figure(r), shapes_table(r), tree_html(r.tree, r.inserted),
+        diff_html(r.tree_diff), pre_html(r.summary), plots.predictions_figure(preds[0]) if preds else None,
+        predictions_md(r), latency_html(None, None), None, r.to_dict(),
     ]
 
 
@@ -653,13 +635,20 @@ def render_report(r: dict, seconds: float | None = None) -> list[Any]:
 
 @gpu(duration=GPU_SECONDS)
 def analyze_on_device(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
-                      progress: Callable[[float, str], None] | None = None):
+                      progress: Callable[[float, str], None] | None = None) -> Report:
     """`analyze` for an analysis that runs the model (a latency run, predictions); holds a GPU on ZeroGPU."""
     return analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
 
 
+@gpu(duration=GPU_SECONDS)
+def compare_on_device(*specs: Spec, latency: dict | None = None, images: list | None = None,
+                      progress: Callable[[float, str], None] | None = None) -> Comparison:
+    """`compare` (which runs the models on the sample photos); holds a GPU on ZeroGPU."""
+    return compare(*specs, latency=latency, images=images, progress=progress)
+
+
 def run_analysis(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
-                 progress: Callable[[float, str], None] | None = None):
+                 progress: Callable[[float, str], None] | None = None) -> Report:
     """`analyze`, on the device when it runs the model; a static analysis (counts, shapes) needs no GPU."""
     if latency or images:
         return analyze_on_device(spec, latency=latency, images=images, topk=topk, progress=progress)
@@ -685,16 +674,16 @@ def analyze_ui(text: str, image: str | None, topk: int, progress=gr.Progress()) 
     """Analyze button: build, count, tabulate (and predict when a photo is there)."""
     start = time.perf_counter()
     report = run_analysis(parse_spec(text), images=_images(image), topk=int(topk or 5), progress=_progress(progress))
-    return render_report(report.to_dict(), time.perf_counter() - start)
+    return render_report(report, time.perf_counter() - start)
 
 
 @user_errors
 def predict_ui(text: str, image: str | None, topk: int) -> tuple[Any, str]:
     """A photo was uploaded or picked: top-k of the base and the stitched model."""
     if not image:
-        return None, predictions_md({"predictions": [], "weights": True})
-    r = run_analysis(parse_spec(text), images=[image], topk=int(topk or 5)).to_dict()
-    return plots.predictions_figure(r["predictions"][0]), predictions_md(r)
+        return None, predictions_md(None)
+    r = run_analysis(parse_spec(text), images=[image], topk=int(topk or 5))
+    return plots.predictions_figure(r.predictions[0]), predictions_md(r)
 
 
 def latency_options(device: str, batch: Any, dtype: str, channels_last: bool, compile: bool) -> dict:
@@ -702,82 +691,24 @@ def latency_options(device: str, batch: Any, dtype: str, channels_last: bool, co
             "channels_last": bool(channels_last), "compile": bool(compile)}
 
 
-@gpu(duration=GPU_SECONDS)
-def measure(spec: Spec, opts: dict, *, progress: Callable[[float, str], None] | None = None
-            ) -> tuple[dict, dict, dict | None]:
-    """(report, latency, base latency): the stitched model timed and, when the spec changes the backbone, the base.
-
-    `opts` are `measure_latency` options (device, batch, dtype, channels_last, compile). Holds a GPU on ZeroGPU.
-    """
-    from .latency import measure_latency
-    progress = progress or (lambda f, m: None)
-    report = analyze(spec).to_dict()
-    built = cached_build(spec)
-    modified = is_modified(report["spec"])
-    hi = 0.5 if modified else 1.0
-    with built.lock:  # measure_latency deep-copies the model: not while another request has hooks on it
-        latency = dataclasses.asdict(measure_latency(
-            built.model, built.img_size, macs_per_image=report["macs"]["total"], **opts,
-            progress=lambda f, m: progress(hi * f, f"stitched model: {m}" if modified else m)))
-        base = None
-        if modified:
-            base = dataclasses.asdict(measure_latency(
-                built.base, built.img_size, macs_per_image=report["macs"]["base_total"], **opts,
-                progress=lambda f, m: progress(0.5 + 0.5 * f, f"base backbone: {m}")))
-    return {**report, "latency": latency}, latency, base
-
-
 @user_errors
 def latency_ui(text: str, device: str, batch: Any, dtype: str, channels_last: bool, compile: bool,
                progress=gr.Progress()) -> tuple[str, str, Any]:
-    """Measure button: (summary with the latency card, latency table, distribution plot)."""
-    spec = parse_spec(text)
-    r, latency, base = measure(spec, latency_options(device, batch, dtype, channels_last, compile),
-                               progress=_progress(progress))
-    return summary_html(r, latency, base), latency_html(latency, base), plots.latency_figure(latency, base)
+    """Measure button: (summary with the latency card, latency table, distribution plot). The model and, when the
+    spec changes the backbone, the base are timed by `analyze`'s one latency path."""
+    opts = {**latency_options(device, batch, dtype, channels_last, compile), "base": True}
+    r = run_analysis(parse_spec(text), latency=opts, progress=_progress(progress))
+    return summary_html(r), latency_html(r.latency, r.base_latency), plots.latency_figure(r.latency, r.base_latency)
 
 
 # ---- compare
 
-def compare_data(a: dict, b: dict) -> dict:
-    """Two reports side by side: totals, deltas, shapes per stage, latency, and prediction agreement."""
-    def side(r: dict) -> dict:
-        lt = r.get("latency")
-        return {"title": r["spec"].get("title") or r["backbone"], "backbone": r["backbone"], "img_size": r["img_size"],
-                "params": r["params"]["total"], "params_vs_base": r["params"]["delta"], "macs": r["macs"]["total"],
-                "macs_vs_base": r["macs"]["delta"], "stitched": len(r["inserted"]), "pretrained": bool(r["weights"]),
-                "latency_ms": lt["median_ms"] if lt else None}
-    sa, sb = side(a), side(b)
-    shapes_a = {p["name"]: p["shape"] for p in plots.stage_points(a)}
-    shapes_b = {p["name"]: p["shape"] for p in plots.stage_points(b)}
-    names = list(dict.fromkeys(list(shapes_a) + list(shapes_b)))
-    preds = []
-    for pa, pb in zip(a.get("predictions") or [], b.get("predictions") or []):
-        ka, kb = [t["index"] for t in pa["top"]], [t["index"] for t in pb["top"]]
-        preds.append({"image": pa["image"], "a_top1": pa["top"][0]["label"], "b_top1": pb["top"][0]["label"],
-                      "top1_agree": ka[0] == kb[0], "topk_overlap": len(set(ka) & set(kb)) / max(len(ka), 1)})
-    return {
-        "a": sa, "b": sb,
-        "b_minus_a": {"params": sb["params"] - sa["params"], "macs": sb["macs"] - sa["macs"],
-                      "latency_ms": (sb["latency_ms"] - sa["latency_ms"]
-                                     if sa["latency_ms"] is not None and sb["latency_ms"] is not None else None)},
-        "shapes": [{"point": n, "a": shapes_a.get(n), "b": shapes_b.get(n), "same": shapes_a.get(n) == shapes_b.get(n)}
-                   for n in names],
-        "predictions": preds,
-    }
-
-
-def compare_reports(text_a: str, text_b: str, latency: bool = False,
-                    progress: Callable[[float, str], None] = lambda f, m: None) -> tuple[dict, dict, dict]:
-    """Analyze A and B on the sample photos (and time them when asked): (report A, report B, compare_data)."""
-    images = sample_images()
+def compare_specs(*texts: str, latency: bool = False,
+                  progress: Callable[[float, str], None] | None = None) -> Comparison:
+    """`compare` of the page's spec texts on the sample photos (timed when asked), the bad one named."""
+    specs = named_specs(texts, parse_spec)
     opts = {"device": "auto", "batch": 1, "dtype": "fp32"} if latency else None
-    a = run_analysis(parse_spec(text_a), latency=opts, images=images, topk=5,
-                     progress=lambda f, m: progress(f / 2, f"A: {m}"))
-    b = run_analysis(parse_spec(text_b), latency=opts, images=images, topk=5,
-                     progress=lambda f, m: progress(0.5 + f / 2, f"B: {m}"))
-    a, b = a.to_dict(), b.to_dict()
-    return a, b, compare_data(a, b)
+    return compare_on_device(*specs, latency=opts, images=sample_images(), progress=progress)
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -787,31 +718,34 @@ def _num(v: float | None, fmt: str) -> str:
 @user_errors
 def compare_ui(text_a: str, text_b: str, latency: bool, progress=gr.Progress()) -> tuple[Any, ...]:
     """Compare button: (metrics table, shapes table, per-stage figure, predictions table)."""
-    a, b, d = compare_reports(text_a, text_b, latency, _progress(progress))
-    sa, sb, diff = d["a"], d["b"], d["b_minus_a"]
-    rows = [["spec", sa["title"], sb["title"], ""],
-            ["backbone @ size", f"{sa['backbone']} @ {sa['img_size']}", f"{sb['backbone']} @ {sb['img_size']}", ""],
-            ["parameters", f"{sa['params']:,}", f"{sb['params']:,}", f"{diff['params']:+,}"],
-            ["GMACs", f"{sa['macs'] / 1e9:.3f}", f"{sb['macs'] / 1e9:.3f}", f"{diff['macs'] / 1e9:+.3f}"],
-            ["params vs own base", f"{sa['params_vs_base']:+,}", f"{sb['params_vs_base']:+,}", ""],
-            ["stitched modules", sa["stitched"], sb["stitched"], f"{sb['stitched'] - sa['stitched']:+d}"],
-            ["latency (median ms)", _num(sa["latency_ms"], ".2f"), _num(sb["latency_ms"], ".2f"),
-             _num(diff["latency_ms"], "+.2f")],
-            ["pretrained weights", "yes" if sa["pretrained"] else "no", "yes" if sb["pretrained"] else "no", ""]]
-    metrics = pd.DataFrame([[str(c) for c in r] for r in rows], columns=["", "A", "B", "B − A"])
-    shapes = pd.DataFrame([[s["point"], str(s["a"] or "—"), str(s["b"] or "—"), "" if s["same"] else "≠"]
-                           for s in d["shapes"]], columns=["point", "A", "B", ""])
-    preds = pd.DataFrame([[p["image"], p["a_top1"], p["b_top1"], "✓" if p["top1_agree"] else "✗",
-                           f"{p['topk_overlap']:.0%}"] for p in d["predictions"]],
+    c = compare_specs(text_a, text_b, latency=latency, progress=_progress(progress))
+    sa, sb = c.sides
+    lat = c.latency[0] if c.latency else None
+    lat_delta = "" if lat is None else f"{lat.delta_ms:+.2f}" + ("" if lat.clear else " (within spread)")
+    rows = [["spec", sa.title, sb.title, ""],
+            ["backbone @ size", f"{sa.backbone} @ {sa.img_size}", f"{sb.backbone} @ {sb.img_size}", ""],
+            ["parameters", f"{sa.params:,}", f"{sb.params:,}", f"{sb.params - sa.params:+,}"],
+            ["GMACs", units.giga(sa.macs, ""), units.giga(sb.macs, ""), units.signed(sb.macs - sa.macs, units.macs)],
+            ["params vs own base", f"{sa.params_vs_base:+,}", f"{sb.params_vs_base:+,}", ""],
+            ["stitched modules", sa.stitched, sb.stitched, f"{sb.stitched - sa.stitched:+d}"],
+            ["latency (median ms)", _num(sa.latency and sa.latency.median_ms, ".2f"),
+             _num(sb.latency and sb.latency.median_ms, ".2f"), lat_delta],
+            ["pretrained weights", "yes" if sa.pretrained else "no", "yes" if sb.pretrained else "no", ""]]
+    metrics = pd.DataFrame([[str(x) for x in row] for row in rows], columns=["", "A", "B", "B − A"])
+    shapes = pd.DataFrame([[s.point, str(s.shapes[0] or "—"), str(s.shapes[1] or "—"), "" if s.same else "≠"]
+                           for s in c.shapes], columns=["point", "A", "B", ""])
+    preds = pd.DataFrame([[p.image, p.top1[0], p.top1[1], "✓" if p.agrees_with_a[1] else "✗",
+                           f"{p.topk_overlap_with_a[1]:.0%}"] for p in c.predictions],
                          columns=["photo", "A top-1", "B top-1", "top-1 agrees", "top-5 overlap"])
-    return metrics, shapes, plots.compare_figure(a, b), preds
+    for caveat in c.caveats:
+        gr.Info(caveat, title="Compare")
+    return metrics, shapes, plots.compare_figure(c), preds
 
 
 # ---- export
 
 # Export labels shown in the page -> playground.export formats
-EXPORTS = {"Spec (YAML)": "yaml", "Python snippet": "python", "TorchScript (.pt)": "torchscript",
-           "ONNX (.onnx)": "onnx", "State dict (.safetensors)": "safetensors"}
+EXPORTS = EXPORT_LABELS
 
 
 def _slug(spec: Spec) -> str:
@@ -931,7 +865,7 @@ def api_predict(spec: str, image: str | None, topk: float = 5) -> str:
     if not image:
         raise SpecError("predict: give an image (gradio_client.handle_file('photo.jpg'))")
     r = run_analysis(parse_spec(spec), images=[image], topk=int(topk or 5))
-    return _json({"predictions": r.predictions, "warnings": r.warnings, "pretrained": r.weights is not None})
+    return _json({"predictions": r.to_dict()["predictions"], "warnings": r.warnings, "pretrained": r.pretrained})
 
 
 def api_points(backbone: str, img_size: int = 0) -> str:
@@ -947,8 +881,9 @@ def api_presets() -> str:
 
 
 def api_compare(spec_a: str, spec_b: str, latency: bool = False) -> str:
-    """Two specs side by side (JSON text): totals, shapes per stage, latency when asked, prediction agreement."""
-    return _json(compare_reports(spec_a, spec_b, latency)[2])
+    """Two specs side by side (JSON text, a Comparison): totals, per-stage params and MACs, shapes, latency with
+    its spread when asked, prediction agreement on the sample photos, caveats."""
+    return compare_specs(spec_a, spec_b, latency=latency).to_json()
 
 
 # ---- the page
@@ -1032,14 +967,16 @@ def _spec_panel(c: dict, presets: dict[str, Spec], backbones: list[str], default
                                 elem_id="backbone")
     with gr.Row():
         c["pretrained"] = gr.Checkbox(values["pretrained"], label="pretrained weights", min_width=120)
-        c["img_size"] = gr.Number(values["img_size"], label="image size", precision=0, minimum=16, maximum=1024,
-                                  min_width=90)
+        c["img_size"] = gr.Number(values["img_size"], label="image size", precision=0, minimum=IMG_SIZE.lo,
+                                  maximum=IMG_SIZE.hi, min_width=90)
     with gr.Row():
-        c["stem_stride"] = gr.Number(None, label="embedding stride", precision=0, minimum=1, maximum=64,
+        c["stem_stride"] = gr.Number(None, label="embedding stride", precision=0, minimum=STEM_STRIDE.lo,
+                                     maximum=STEM_STRIDE.hi,
                                      placeholder="default", min_width=80)
-        c["stem_kernel"] = gr.Number(None, label="kernel", precision=0, minimum=1, maximum=64,
+        c["stem_kernel"] = gr.Number(None, label="kernel", precision=0, minimum=STEM_KERNEL.lo, maximum=STEM_KERNEL.hi,
                                      placeholder="default", min_width=70)
-        c["stem_padding"] = gr.Number(None, label="padding", precision=0, minimum=0, maximum=32,
+        c["stem_padding"] = gr.Number(None, label="padding", precision=0, minimum=STEM_PADDING.lo,
+                                      maximum=STEM_PADDING.hi,
                                       placeholder="default", min_width=70)
     with gr.Group():
         c["at"] = gr.Dropdown([], label="Stitch at", allow_custom_value=True, elem_id="at",
@@ -1092,9 +1029,9 @@ def _report_panel(c: dict, samples: list[str]) -> None:
             c["layers"] = gr.HTML()
         with gr.Tab("Latency", id="latency"):
             with gr.Row():
-                c["device"] = gr.Dropdown(["auto", "cpu", "cuda"], value="auto", label="device", min_width=90)
-                c["batch"] = gr.Number(1, label="batch", precision=0, minimum=1, maximum=256, min_width=80)
-                c["dtype"] = gr.Dropdown(["fp32", "bf16", "fp16"], value="fp32", label="precision", min_width=90)
+                c["device"] = gr.Dropdown(list(DEVICES), value="auto", label="device", min_width=90)
+                c["batch"] = gr.Number(1, label="batch", precision=0, minimum=BATCH.lo, maximum=BATCH.hi, min_width=80)
+                c["dtype"] = gr.Dropdown(list(DTYPES), value="fp32", label="precision", min_width=90)
                 c["channels_last"] = gr.Checkbox(False, label="channels_last", min_width=100)
                 c["compile"] = gr.Checkbox(False, label="torch.compile", min_width=100)
             c["measure"] = gr.Button("Measure latency", variant="primary", elem_id="measure")
@@ -1109,10 +1046,10 @@ def _report_panel(c: dict, samples: list[str]) -> None:
                                           height=240, elem_id="photo")
                     gr.Examples([[p] for p in samples], inputs=[c["image"]], label="Sample photos (scikit-image)",
                                 cache_examples=False)
-                    c["topk"] = gr.Slider(1, 10, value=5, step=1, label="top-k")
+                    c["topk"] = gr.Slider(TOPK.lo, 10, value=5, step=1, label="top-k")
                 with gr.Column(scale=3):
                     c["pred_plot"] = gr.Plot(show_label=False)
-                    c["pred_md"] = gr.Markdown(predictions_md({"predictions": [], "weights": True}),
+                    c["pred_md"] = gr.Markdown(predictions_md(None),
                                                elem_id="pred-md")
         with gr.Tab("Report JSON", id="json"):
             c["json"] = gr.JSON(label="Report (the JSON contract of the CLI and the API)")

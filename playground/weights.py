@@ -2,10 +2,11 @@
 
 All three sources load through one call, `timm.create_model(name, pretrained=True, ...)`, so timm's own checkpoint
 filters apply: position embeddings are resampled for another `img_size`, the classifier is dropped when
-`num_classes` differs. Local files are given to timm as `pretrained_cfg_overlay=dict(file=...)` after they have been
-checked here (size limit, format, tensors only). Pickled checkpoints are only ever read with
-`torch.load(weights_only=True)`, which refuses to build arbitrary Python objects; timm's `load_state_dict` does the
-same (`timm/models/_helpers.py`, `_torch_load`).
+`num_classes` differs. A local file is read once, by timm's `load_state_dict` (which unwraps 'state_dict' / 'model' /
+EMA nestings and strips 'module.' prefixes with `clean_state_dict`), after it has been checked here (size limit,
+type); the tensors are then handed to timm as `pretrained_cfg_overlay=dict(state_dict=...)`, so timm does not read
+the file again. Pickled checkpoints are only ever read with `torch.load(weights_only=True)`, which refuses to build
+arbitrary Python objects (`timm/models/_helpers.py`, `_torch_load`).
 
     >>> source = resolve_source('efficientnet_lite0', pretrained=True, checkpoint=None)
     >>> model, info = create_with_weights('efficientnet_lite0', source)
@@ -14,14 +15,12 @@ same (`timm/models/_helpers.py`, `_torch_load`).
 """
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import os
 import pickle
 import re
 import socket
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .errors import SpecError, close_matches
+from .errors import SpecError, close_matches, first_line
+from .report import WeightsInfo
 
 __all__ = [
     "WeightsInfo", "WeightSource", "Bundled", "BUNDLED", "CHECKPOINT_SUFFIXES", "MAX_CHECKPOINT_BYTES",
@@ -43,15 +43,6 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 HUB_PROBE_TIMEOUT_S = 3.0  # without it, huggingface_hub retries an unreachable host for about 45 s
 
 _NEXT_STEP = "set pretrained: false, or give a local checkpoint (.safetensors, .pth, .pt, .bin)"
-
-
-@dataclass
-class WeightsInfo:
-    """What loading weights did; the Report's `weights` field (JSON-serialisable with `dataclasses.asdict`)."""
-    source: str  # 'hub:<model>', 'bundled:<package>' or 'checkpoint:<file name>'
-    missing: list[str]  # model tensors the weights did not provide (left at their init)
-    unexpected: list[str]  # tensors in the weights the model has no place for (ignored)
-    reinitialised: list[str]  # tensors present in the weights but not loaded (other shape, e.g. a new classifier)
 
 
 @dataclass(frozen=True)
@@ -155,6 +146,8 @@ def _check_file(path: str | Path) -> Path:
     if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
         raise SpecError(f"checkpoint '{path.name}': unsupported file type '{path.suffix or 'none'}'; "
                         f"use one of {', '.join(CHECKPOINT_SUFFIXES)}")
+    if path.suffix.lower() == ".safetensors" != path.suffix:  # timm picks its reader by the exact suffix
+        raise SpecError(f"checkpoint '{path.name}': rename it to end in '.safetensors' (lower case)")
     if not path.is_file():
         raise SpecError(f"checkpoint '{path}' not found: give the path of a local weights file")
     size = path.stat().st_size
@@ -166,49 +159,40 @@ def _check_file(path: str | Path) -> Path:
     return path
 
 
-def _unwrap(checkpoint: object, name: str) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint, unwrapped and cleaned as timm's `load_state_dict` does (EMA weights first)."""
-    from timm.models import clean_state_dict
-    if isinstance(checkpoint, Mapping):
-        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
-            if isinstance(checkpoint.get(key), Mapping):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, Mapping):
-        raise SpecError(f"checkpoint '{name}' holds a {type(checkpoint).__name__}, not a state dict of tensors")
-    tensors = {k: v for k, v in checkpoint.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise SpecError(f"checkpoint '{name}' holds no tensors: save it with torch.save(model.state_dict(), ...)")
-    return clean_state_dict(tensors)
+def _read_error(path: Path, e: Exception) -> SpecError:
+    """The one-line SpecError for a checkpoint that timm's `load_state_dict` could not read."""
+    if path.suffix.lower() == ".safetensors":  # SafetensorError and friends: a malformed header or truncated data
+        return SpecError(f"checkpoint '{path.name}' is not a valid safetensors file ({first_line(e)})")
+    # timm re-raises torch's UnpicklingError as a RuntimeError; the cause says what stopped the load.
+    cause = e.__cause__ if isinstance(e.__cause__, pickle.UnpicklingError) else e
+    if isinstance(cause, pickle.UnpicklingError) and "Weights only load failed" in str(cause):
+        found = re.search(r"GLOBAL (\S+)", str(cause))  # torch's safe unpickler stopped at a non-tensor object
+        needs = f"the Python object '{found.group(1)}'" if found else "pickled Python objects"
+        return SpecError(f"checkpoint '{path.name}' refused: it needs {needs} to load, and only tensors are "
+                         f"loaded; re-save it as .safetensors or with torch.save(model.state_dict(), ...)")
+    if isinstance(e, AttributeError):  # timm's clean_state_dict was given something that is not a dict
+        found = re.match(r"'(\w+)' object has no attribute", str(e))
+        return SpecError(f"checkpoint '{path.name}' holds {f'a {found.group(1)}' if found else 'something'}, "
+                         f"not a state dict of tensors")
+    return SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({first_line(cause)})")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a local checkpoint: safetensors, or a torch file read with `weights_only=True` (no arbitrary
-    Python objects are unpickled). A 'state_dict' / 'model' (or EMA) nesting is unwrapped and 'module.' /
-    '_orig_mod.' prefixes are stripped. Every failure is a one-line SpecError."""
-    path = _check_file(path)
-    if path.suffix.lower() == ".safetensors":
-        import safetensors.torch
-        try:
-            return _unwrap(safetensors.torch.load_file(str(path), device="cpu"), path.name)
-        except SpecError:
-            raise
-        except Exception as e:  # SafetensorError and friends: a malformed header or truncated data
-            raise SpecError(f"checkpoint '{path.name}' is not a valid safetensors file ({_first_line(e)})") from e
+    """Tensors of a local checkpoint, read once by timm's `load_state_dict`: safetensors, or a torch file read with
+    `weights_only=True` (no arbitrary Python objects are unpickled; argparse.Namespace is allowed, as in timm's
+    training checkpoints). A 'state_dict' / 'model' (or EMA, preferred) nesting is unwrapped and 'module.' /
+    '_orig_mod.' prefixes are stripped by timm. Every failure is a one-line SpecError."""
+    from timm.models import load_state_dict
+    path = _check_file(path)  # timm checks neither size nor type
     try:
-        # argparse.Namespace is allowed as timm does: its training checkpoints store their args in one.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" in str(e):  # torch's safe unpickler stopped at a non-tensor object
-            found = re.search(r"GLOBAL (\S+)", str(e))
-            needs = f"the Python object '{found.group(1)}'" if found else "pickled Python objects"
-            raise SpecError(f"checkpoint '{path.name}' refused: it needs {needs} to load, and only tensors are "
-                            f"loaded; re-save it as .safetensors or with torch.save(model.state_dict(), ...)") from e
-        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})") from e
-    except Exception as e:  # EOFError, RuntimeError (bad zip), OSError, ...: not a checkpoint
-        raise SpecError(f"checkpoint '{path.name}' is not a PyTorch weights file ({_first_line(e)})") from e
-    return _unwrap(checkpoint, path.name)
+        state_dict = load_state_dict(str(path), use_ema=True, device="cpu", weights_only=True)
+    except Exception as e:  # every read failure becomes one line
+        raise _read_error(path, e) from e
+    # timm returns whatever the nesting held: keep the tensors only, and refuse a file without any.
+    tensors = {k: v for k, v in state_dict.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise SpecError(f"checkpoint '{path.name}' holds no tensors: save it with torch.save(model.state_dict(), ...)")
+    return tensors
 
 
 def load_state_dict_report(
@@ -254,12 +238,6 @@ def resolve_source(backbone: str, pretrained: bool, checkpoint: str | Path | Non
     return WeightSource("hub", backbone)
 
 
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    text = lines[0] if lines else type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def _hub_host_unreachable(backbone: str) -> str | None:
     """The weight host for a hub download if it cannot be reached and nothing is cached, else None. Checked up front
     because huggingface_hub retries an unreachable host for about 45 s before giving up."""
@@ -287,6 +265,14 @@ def _hub_host_unreachable(backbone: str) -> str | None:
         return host
 
 
+class _Uncopied(torch.Tensor):
+    """A view of a checkpoint tensor that `copy.deepcopy` returns as is. timm's `PretrainedCfg.to_dict` deep-copies
+    an in-memory `state_dict` source (`dataclasses.asdict`), which would copy the whole checkpoint once more."""
+
+    def __deepcopy__(self, memo: dict) -> _Uncopied:
+        return self
+
+
 def _classifier_names(cfg: Mapping) -> tuple[str, ...]:
     names = cfg.get("classifier") or ()
     return (names,) if isinstance(names, str) else tuple(names)
@@ -299,7 +285,7 @@ def _mismatch_message(source: WeightSource, backbone: str, ckpt: Mapping[str, to
     shapes = [k for k in ckpt if k in own and ckpt[k].shape != own[k].shape]
     parts = [f"{len(v)} {what} (e.g. {v[0]!r})"
              for v, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "with another shape")) if v]
-    detail = ", ".join(parts) if parts else _first_line(error)
+    detail = ", ".join(parts) if parts else first_line(error)
     return (f"{source.label} does not fit '{backbone}': {detail}; is it for another backbone? "
             f"give the matching backbone, or {_NEXT_STEP}")
 
@@ -309,9 +295,10 @@ def create_with_weights(
 ) -> tuple[nn.Module, WeightsInfo | None]:
     """`timm.create_model(backbone, **kwargs)` with the weights of `source` (None: random init, no info).
 
-    Hub, bundled and checkpoint weights take the same path through timm's `load_pretrained`; local files are passed
-    as `pretrained_cfg_overlay=dict(file=...)`. The checkpoint's classifier width is passed too, so a fine-tuned
-    checkpoint keeps its head when `num_classes` is not given. Failures are one-line SpecErrors.
+    Hub, bundled and checkpoint weights take the same path through timm's `load_pretrained`; a local file is read
+    once here and its tensors are passed as `pretrained_cfg_overlay=dict(state_dict=...)`. The checkpoint's
+    classifier width is passed too, so a fine-tuned checkpoint keeps its head when `num_classes` is not given.
+    Failures are one-line SpecErrors.
     """
     import timm
     _check_backbone(backbone)
@@ -321,8 +308,11 @@ def create_with_weights(
     ckpt: dict[str, torch.Tensor] | None = None
     overlay: dict = {}
     if source.file is not None:
-        ckpt = load_checkpoint(source.file)  # validates before timm reads it (size, format, tensors only)
-        overlay = dict(file=str(source.file), source="file")  # 'file' wins over timm's url / hf-hub sources
+        ckpt = load_checkpoint(source.file)  # the one read of the file (size, format, tensors only)
+        # timm loads 'state_dict' ahead of 'file' / url / hf-hub ('source' must not be 'hf-hub' for that); 'file'
+        # records where it came from and, being a weight source, resets the registry's custom_load (e.g. .npz).
+        shared = {k: v.as_subclass(_Uncopied) for k, v in ckpt.items()}  # a new dict: timm pops the classifier
+        overlay = dict(state_dict=shared, file=str(source.file), source="file")
         cfg = timm.models.get_pretrained_cfg(backbone)
         classifier = cfg.classifier if cfg is not None else None
         head = ckpt.get(f"{classifier}.weight") if isinstance(classifier, str) else None
@@ -341,12 +331,16 @@ def create_with_weights(
         if ckpt is not None:
             own = timm.create_model(backbone, **kwargs).state_dict()
             raise SpecError(_mismatch_message(source, backbone, ckpt, own, e)) from e
-        raise SpecError(f"{source.label} could not be loaded into '{backbone}' ({_first_line(e)}): {_NEXT_STEP}") from e
+        raise SpecError(f"{source.label} could not be loaded into '{backbone}' ({first_line(e)}): {_NEXT_STEP}") from e
     except Exception as e:  # OSError / huggingface_hub / urllib errors: the download failed
         if ckpt is not None:
-            raise SpecError(f"{source.label} could not be loaded ({_first_line(e)}): {_NEXT_STEP}") from e
+            raise SpecError(f"{source.label} could not be loaded ({first_line(e)}): {_NEXT_STEP}") from e
         raise SpecError(f"could not download pretrained weights for '{backbone}' (no network? "
                         f"{type(e).__name__}): {_NEXT_STEP}") from e
+    for module in model.modules():  # timm keeps a copy of the tensors in the model's pretrained_cfg: free it
+        held = getattr(module, "pretrained_cfg", None)
+        if isinstance(held, dict):
+            held.pop("state_dict", None)
     return model, _report(model, source, ckpt)
 
 

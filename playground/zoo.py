@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import SpecError
+from .errors import SpecError, first_line
+
+__all__ = ["Reference", "reference_table", "family", "families", "within", "ZooResult", "check"]
 
 REFERENCE = Path(__file__).parent / "data" / "timm-benchmark-infer-pt291-5090.csv"
 PARAMS_TOLERANCE = 0.005  # relative, plus half a unit of the table's last digit (0.005 M)
@@ -117,10 +119,6 @@ def _plain_fvcore(model: torch.nn.Module, img_size: int) -> int:
         return int(analysis.total())
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:400]
-
-
 STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial": ["se", "eca"]}}]
 
 
@@ -133,13 +131,13 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     res = ZooResult(ref.model, ref.img_size, ref)
     try:
         report = analyze(base_spec, summary_depth=1)
-        res.analysed, res.params, res.macs = True, report.params["total"], report.macs["total"]
-        res.uncounted_ops = list(report.macs["uncounted_ops"])
+        res.analysed, res.params, res.macs = True, report.params.total, report.macs.total
+        res.uncounted_ops = list(report.macs.uncounted_ops)
         base = build(base_spec)
         if fvcore:
             res.fvcore_macs = _plain_fvcore(base.model, ref.img_size)
     except Exception as e:  # noqa: BLE001  recorded: the zoo run goes on
-        res.error = f"{type(e).__name__}: {_first_line(e)}"
+        res.error = f"{type(e).__name__}: {first_line(e, 400)}"
         return res
 
     try:
@@ -152,7 +150,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
         res.checkpoint_loads = not loaded.unexpected_keys and set(loaded.missing_keys) == stitched
         res.stitched = True
     except Exception as e:  # noqa: BLE001
-        res.stitch_error = f"{type(e).__name__}: {_first_line(e)}"
+        res.stitch_error = f"{type(e).__name__}: {first_line(e, 400)}"
 
     conv = first_downsampling_conv(base.probed())
     if conv is None:
@@ -167,5 +165,5 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     except SpecError as e:
         res.stride_refusal = str(e)
     except Exception as e:  # noqa: BLE001  a crash, not a refusal: counted as raw text
-        res.stride_refusal = f"the forward pass fails: {type(e).__name__}: {_first_line(e)}"
+        res.stride_refusal = f"the forward pass fails: {type(e).__name__}: {first_line(e, 400)}"
     return res

@@ -9,8 +9,8 @@ from torch import nn
 import playground as pg
 from playground.analyze import analyze
 
-CONTRACT = ["spec", "params", "macs", "points", "shapes", "tree", "summary", "latency", "weights", "predictions",
-            "warnings"]
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "predictions", "warnings"]
 
 # (params M, GMACs) from timm's results tables and the papers, at 224
 PUBLISHED = {
@@ -27,18 +27,18 @@ PUBLISHED = {
 def test_report_matches_published_figures(backbone):
     params, gmacs = PUBLISHED[backbone]
     r = analyze({"backbone": backbone})
-    assert round(r.params["total"] / 1e6, 2) == params
-    assert r.macs["total"] / 1e9 == pytest.approx(gmacs, rel=0.01)
-    assert r.macs["uncounted_ops"] == []
-    assert sum(r.params["by_stage"].values()) == r.params["total"]
-    assert sum(r.macs["by_stage"].values()) == r.macs["total"]
-    assert r.params["delta"] == r.macs["delta"] == 0
+    assert round(r.params.total / 1e6, 2) == params
+    assert r.macs.total / 1e9 == pytest.approx(gmacs, rel=0.01)
+    assert r.macs.uncounted_ops == []
+    assert sum(r.params.by_stage.values()) == r.params.total
+    assert sum(r.macs.by_stage.values()) == r.macs.total
+    assert r.params.delta == r.macs.delta == 0
 
 
 def test_vit_report_counts_attention():
     r = analyze({"backbone": "vit_base_patch16_224"})
-    assert not any("attention" in op for op in r.macs["uncounted_ops"])
-    assert r.macs["by_operator"].get("scaled_dot_product_attention", 0) > 0.7e9
+    assert not any("attention" in op for op in r.macs.uncounted_ops)
+    assert r.macs.by_operator.get("scaled_dot_product_attention", 0) > 0.7e9
 
 
 @timm.models.register_model
@@ -69,7 +69,7 @@ class _Uncountable(nn.Module):
 
 def test_an_op_we_cannot_count_is_listed():
     r = analyze({"backbone": "_uncountable_net", "img_size": 32})
-    assert r.macs["uncounted_ops"] == ["aten::cumsum"]
+    assert r.macs.uncounted_ops == ["aten::cumsum"]
     assert any("aten::cumsum" in w for w in r.warnings)
 
 
@@ -78,25 +78,25 @@ def test_insertions_add_up_to_the_delta():
         {"at": "input", "module": "eca"}, {"at": "stage3", "module": "se"},
         {"at": "blocks.5.*.bn2", "module": {"serial": ["se", "eca"]}},
         {"at": "final", "module": {"parallel": ["se", "cbam"], "merge": "concat"}}]})
-    by_p, by_m = r.params["by_insert"], r.macs["by_insert"]
+    by_p, by_m = r.params.by_insert, r.macs.by_insert
     assert len(by_p) == len(by_m) == 1 + 1 + 4 + 1
-    assert sum(d["params"] for d in by_p) == r.params["delta"] > 0
-    assert sum(d["macs"] for d in by_m) == r.macs["delta"] > 0
-    assert r.params["total"] == r.params["base_total"] + r.params["delta"]
-    assert sum(r.params["by_stage"].values()) == r.params["total"]
-    assert sum(r.macs["by_stage"].values()) == r.macs["total"]
+    assert sum(d.count for d in by_p) == r.params.delta > 0
+    assert sum(d.count for d in by_m) == r.macs.delta > 0
+    assert r.params.total == r.params.base_total + r.params.delta
+    assert sum(r.params.by_stage.values()) == r.params.total
+    assert sum(r.macs.by_stage.values()) == r.macs.total
     # the stitched modules are identifiable in the tree and its diff
-    assert all(path in r.inserted for path in (d["path"] for d in by_p))
+    assert all(path in r.inserted for path in (d.path for d in by_p))
     assert "+" in r.tree_diff and "LayoutAdapter" in r.tree_diff and "SEModule" in r.tree
 
 
 def test_stem_stride_changes_macs_and_shapes_not_params():
     base = analyze({"backbone": "resnet50"})
     s4 = analyze({"backbone": "resnet50", "stem": {"stride": 4}})
-    assert s4.params["delta"] == 0
-    assert s4.macs["base_total"] == base.macs["total"]
-    assert 0.2 < s4.macs["total"] / base.macs["total"] < 0.3  # every stage at a quarter of the pixels
-    shapes = {s["point"]: s["shape"] for s in s4.shapes}
+    assert s4.params.delta == 0
+    assert s4.macs.base_total == base.macs.total
+    assert 0.2 < s4.macs.total / base.macs.total < 0.3  # every stage at a quarter of the pixels
+    shapes = {s.point: s.shape for s in s4.shapes}
     assert shapes["stage1"] == [1, 256, 28, 28] and shapes["stage4"] == [1, 2048, 4, 4]
 
 
@@ -129,15 +129,15 @@ def test_latency_and_predictions_in_the_report(cat_photo):
                  "insert": [{"at": "stage4", "module": "se"}]},
                 latency={"batch": 2, "min_run_time": 0.2, "max_run_time": 2}, images=[data.chelsea()], topk=3)
     lt = r.latency
-    assert lt["device"] == "cpu" and lt["batch"] == 2 and lt["median_ms"] > 0 and lt["iqr_ms"] >= 0
-    assert lt["throughput"] == pytest.approx(2 * 1000 / lt["median_ms"])
-    assert lt["tflops"] == pytest.approx(2 * r.macs["total"] * 2 / (lt["median_ms"] / 1000) / 1e12)
+    assert lt.device == "cpu" and lt.batch == 2 and lt.median_ms > 0 and lt.iqr_ms >= 0
+    assert lt.throughput == pytest.approx(2 * 1000 / lt.median_ms)
+    assert lt.tflops == pytest.approx(2 * r.macs.total * 2 / (lt.median_ms / 1000) / 1e12)
     pred = r.predictions[0]
-    assert pred["top"][0]["index"] in range(281, 286)  # a cat class
-    assert pred["agreement"]["top1_agree"] and pred["agreement"]["kl_divergence"] == 0.0  # gated: identical
-    assert pred["agreement"]["max_abs_logit_diff"] == 0.0  # bit for bit, on any CPU
-    assert r.weights["source"].startswith("bundled:")
-    assert "blocks_4_after.0.module.gate" in r.weights["missing"]  # stitched: not in the checkpoint, gated or not
+    assert pred.top[0].index in range(281, 286)  # a cat class
+    assert pred.agreement.top1_agree and pred.agreement.kl_divergence == 0.0  # gated: identical
+    assert pred.agreement.max_abs_logit_diff == 0.0  # bit for bit, on any CPU
+    assert r.weights.source.startswith("bundled:")
+    assert "blocks_4_after.0.module.gate" in r.weights.missing  # stitched: not in the checkpoint, gated or not
 
 
 def test_ungated_se_changes_pretrained_predictions_and_says_so():
@@ -145,13 +145,13 @@ def test_ungated_se_changes_pretrained_predictions_and_says_so():
     spec = {"backbone": "efficientnet_lite0", "pretrained": True, "insert": [{"at": "stage4", "module": "se"}]}
     r = analyze(spec, images=[data.chelsea(), data.coffee()], topk=5)
     for pred in r.predictions:
-        assert pred["base_top"][0]["index"] in (281, 282, 283, 284, 285, 967)  # the base still sees cat / espresso
-        assert pred["agreement"]["kl_divergence"] > 1e-4  # a random SE rescales stage-4 channels
-        assert [t["prob"] for t in pred["top"]] != [t["prob"] for t in pred["base_top"]]
-        assert {c["index"] for c in pred["agreement"]["rank_changes"]} <= {t["index"] for t in pred["base_top"]}
+        assert pred.base_top[0].index in (281, 282, 283, 284, 285, 967)  # the base still sees cat / espresso
+        assert pred.agreement.kl_divergence > 1e-4  # a random SE rescales stage-4 channels
+        assert [t.prob for t in pred.top] != [t.prob for t in pred.base_top]
+        assert {c.index for c in pred.agreement.rank_changes} <= {t.index for t in pred.base_top}
     assert any("start from random weights" in w for w in r.warnings)
     gated = analyze({**spec, "gate": True}, images=[data.chelsea(), data.coffee()], topk=5)
-    assert all(p["top"] == p["base_top"] and p["agreement"]["top1_agree"] for p in gated.predictions)
+    assert all(p.top == p.base_top and p.agreement.top1_agree for p in gated.predictions)
 
 
 def test_concurrent_requests_share_cached_models_safely():

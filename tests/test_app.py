@@ -43,7 +43,7 @@ def test_points(client):
 
 def test_analyze_then_bad_spec_then_analyze_again(client):
     r = call(client, SE_STAGE3, api_name="/analyze")
-    assert r["params"]["delta"] == SE_256_PARAMS and r["inserted"] == ["layer3_after.0"]
+    assert r["params"]["delta"] == SE_256_PARAMS and [i["path"] for i in r["params"]["by_insert"]] == ["layer3_after.0"]
     assert r["latency"] is None and "SEModule" in r["tree"]
 
     with pytest.raises(Exception) as e:  # gradio_client's AppError carries the gr.Error message
@@ -73,8 +73,11 @@ def test_predict_cat(client):
 
 def test_compare(client):
     d = call(client, "backbone: resnet18", SE_STAGE3, False, api_name="/compare")
-    assert d["b_minus_a"]["params"] == SE_256_PARAMS and d["b_minus_a"]["latency_ms"] is None
+    a, b = d["sides"]
+    assert b["params"] - a["params"] == SE_256_PARAMS and d["latency"] == [] and a["latency"] is None
     assert all(s["same"] for s in d["shapes"]) and len(d["predictions"]) == 2
+    assert d["caveats"] == ["specs A, B have random weights (pretrained: false): their predictions, and agreement "
+                            "with them, mean nothing"]
 
 
 def test_queue_cannot_be_bypassed_and_uploads_are_limited(server):
@@ -130,7 +133,7 @@ def test_report_panel_renders():
     out = dict(zip(ui.REPORT_OUTPUTS, ui.analyze_ui(SE_STAGE3, None, 5, progress=None)))
     assert f"{11_689_512 + SE_256_PARAMS:,} params" in out["summary"] and "+8,464" in out["summary"]
     assert "SEModule" in out["tree"] and 'class="ln ins"' in out["tree"]
-    assert out["json"]["inserted"] == ["layer3_after.0"]
+    assert [i["path"] for i in out["json"]["params"]["by_insert"]] == ["layer3_after.0"]
 
 
 def test_exports():

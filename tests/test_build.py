@@ -110,7 +110,7 @@ def stage_sizes(built):
 def test_resnet50_stem_stride_4_halves_every_stage():
     s2 = pg.build({"backbone": "resnet50"})
     s4 = pg.build({"backbone": "resnet50", "stem": {"stride": 4}})
-    assert s4.stem["path"] == "conv1" and s4.stem["after"]["stride"] == 4
+    assert s4.stem.path == "conv1" and s4.stem.after.stride == 4
     for a, b in zip(stage_sizes(s2), stage_sizes(s4)):
         assert b[2] == -(-a[2] // 2) and b[3] == -(-a[3] // 2) and a[1] == b[1]  # halved (7 -> 4 by conv padding)
     assert [s[2] for s in stage_sizes(s4)] == [28, 14, 7, 4]
@@ -140,7 +140,7 @@ def test_swin_stride_that_breaks_windows_is_a_spec_error():
                                            ("poolformer_s12", "stem.conv"), ("convnext_atto", "stem.0")])
 def test_stem_conv_found_and_changed(backbone, path):
     built = pg.build({"backbone": backbone, "stem": {"stride": 2, "kernel": 5}})
-    assert built.stem["path"] == path
+    assert built.stem.path == path
     conv = built.model.get_submodule(path)
     assert conv.stride == (2, 2) and conv.kernel_size == (5, 5)
     assert not any("re-initialises" in w for w in built.warnings)  # nothing pretrained to lose

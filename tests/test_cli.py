@@ -7,7 +7,8 @@ import pytest
 
 from playground.cli import main
 
-CONTRACT = ["spec", "params", "macs", "points", "shapes", "tree", "summary", "latency", "weights", "predictions",
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "predictions",
             "warnings"]
 
 
@@ -33,7 +34,7 @@ def test_report_on_a_yaml_file_as_json(capsys, tmp_path):
     assert code == 0 and all(k in data for k in CONTRACT)
     assert data["spec"] == {"backbone": "convnext_atto", "insert": [{"at": "stage2",
                                                                      "module": {"serial": ["se", "eca"]}}]}
-    assert data["params"]["delta"] == data["params"]["by_insert"][0]["params"] > 0
+    assert data["params"]["delta"] == data["params"]["by_insert"][0]["count"] > 0
 
 
 def test_points_and_presets(capsys):

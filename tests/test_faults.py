@@ -53,7 +53,7 @@ def analyze(client, spec: str, *args) -> dict:
 
 def assert_serving(client) -> None:
     r = analyze(client, GOOD)
-    assert r["inserted"] == ["layer3_after.0"] and r["params"]["delta"] == 256 * 16 * 2 + 16 + 256
+    assert [i["path"] for i in r["params"]["by_insert"]] == ["layer3_after.0"] and r["params"]["delta"] == 256 * 16 * 2 + 16 + 256
 
 
 # ---- generated specs

@@ -1,4 +1,4 @@
-"""Presets (presets/*.yaml): every one loads, builds and analyzes, and the numbers its description states are the
+"""Presets (playground/presets/*.yaml): every one loads, builds and analyzes, and the numbers its description states are the
 measured ones.
 
 CLAIMS lists, per preset, phrases quoted from its description and what each one states. A phrase must appear in
@@ -95,9 +95,9 @@ def macs_claim(phrase: str, measured: int) -> tuple[float, float]:
     return value, round(measured / _SCALES[unit.group(1)], decimals)
 
 
-def map_of(point: dict) -> tuple[int, int]:
-    shape = point["shape"]
-    return {"NCHW": tuple(shape[2:4]), "NHWC": tuple(shape[1:3]), "NLC": tuple(shape[1:3])}[point["layout"]]
+def map_of(point) -> tuple[int, int]:
+    shape = point.shape
+    return {"NCHW": tuple(shape[2:4]), "NHWC": tuple(shape[1:3]), "NLC": tuple(shape[1:3])}[point.layout]
 
 
 def test_every_preset_is_listed_loads_and_has_claims():
@@ -119,22 +119,23 @@ def test_preset_builds_analyzes_and_its_numbers_hold(name):
         assert all(phrase in str(e.value) for phrase in errors), str(e.value)
         return
     r = report(name)
-    points = {p["name"]: p for p in r.points}
+    points = {p.name: p for p in r.points}
     for kind, phrase in claims:
         where = f"{name}: {kind} {phrase!r}"
         if kind in ("params", "base_params", "delta_params"):
             key = {"params": "total", "base_params": "base_total", "delta_params": "delta"}[kind]
-            assert r.params[key] == last_number(phrase)[0], f"{where}: measured {r.params[key]:,}"
+            measured = getattr(r.params, key)
+            assert measured == last_number(phrase)[0], f"{where}: measured {measured:,}"
         elif kind in ("macs", "base_macs", "delta_macs"):
             key = {"macs": "total", "base_macs": "base_total", "delta_macs": "delta"}[kind]
-            claimed, measured = macs_claim(phrase, r.macs[key])
-            assert measured == claimed, f"{where}: measured {r.macs[key]:,}"
-            assert r.macs["uncounted_ops"] == [], f"{name}: MACs claimed but not all ops counted"
+            claimed, measured = macs_claim(phrase, getattr(r.macs, key))
+            assert measured == claimed, f"{where}: measured {getattr(r.macs, key):,}"
+            assert r.macs.uncounted_ops == [], f"{name}: MACs claimed but not all ops counted"
         elif kind.startswith("shape:"):
             point = points[kind.partition(":")[2]]
-            assert map_of(point) == tuple(map(int, _MAP.findall(phrase)[-1])), f"{where}: {point['shape']}"
+            assert map_of(point) == tuple(map(int, _MAP.findall(phrase)[-1])), f"{where}: {point.shape}"
         elif kind == "stage_maps":
-            stages = [p for p in r.points if re.fullmatch(r"stage\d+", p["name"])]
+            stages = [p for p in r.points if re.fullmatch(r"stage\d+", p.name)]
             assert [map_of(p) for p in stages] == [tuple(map(int, m)) for m in _MAP.findall(phrase)], where
         elif kind == "warning":
             assert any(phrase in w for w in r.warnings), f"{where}: {r.warnings}"
@@ -147,17 +148,17 @@ def test_preset_builds_analyzes_and_its_numbers_hold(name):
 def test_seed000_stride4_embedding_quarters_maps_and_macs():
     """Seed 000, tip 3: stride 4 (k7 s4 p2) gives 8x8 stage-1 maps instead of 16x16, about a quarter of the MACs."""
     s2, s4 = report("seed000_metaformer_s2"), report("seed000_metaformer_s4")
-    stage1 = [next(p["shape"] for p in r.points if p["name"] == "stage1") for r in (s2, s4)]
+    stage1 = [next(p.shape for p in r.points if p.name == "stage1") for r in (s2, s4)]
     assert stage1 == [[1, 64, 16, 16], [1, 64, 8, 8]]
-    assert s4.stem["after"] == {"kernel": 7, "stride": 4, "padding": 2} and s4.stem["path"] == "stem.conv"
-    ratio = s2.macs["total"] / s4.macs["total"]
+    assert (s4.stem.after.kernel, s4.stem.after.stride, s4.stem.after.padding) == (7, 4, 2) and s4.stem.path == "stem.conv"
+    ratio = s2.macs.total / s4.macs.total
     assert 3.5 < ratio < 4.5, ratio  # 4x fewer positions in every block; the bigger embedding kernel costs a bit
     assert f"{ratio:.1f}x fewer" in load_preset("seed000_metaformer_s4").description
 
 
 def test_seed000_head_norm_on_and_off():
     off, on = report("seed000_head_norm_off"), report("seed000_head_norm_on")
-    assert on.params["total"] - off.params["total"] == 2 * 512
+    assert on.params.total - off.params.total == 2 * 512
     assert "adds 1,024 parameters" in load_preset("seed000_head_norm_on").description
     assert "(fc): Linear(in_features=512, out_features=10" in off.tree and "GroupNorm" not in off.tree
     assert re.search(r"\(fc\): Sequential\(\s+\(norm\): GroupNorm\(1, 512, .*\)\s+"
@@ -166,23 +167,23 @@ def test_seed000_head_norm_on_and_off():
 
 def test_seed002_se_on_the_3_channel_input_warns():
     r = report("seed002_vit_se_input")
-    (ins,) = r.params["by_insert"]
-    assert ins["point"] == "input" and ins["params"] == 59  # 3 -> 8 -> 3 with biases: wider than its input
+    (ins,) = r.params.by_insert
+    assert ins.point == "input" and ins.count == 59  # 3 -> 8 -> 3 with biases: wider than its input
     assert any("se at input has 3 channels" in w and "clamped to 8" in w for w in r.warnings), r.warnings
 
 
 def test_seed002_merges_cost_what_they_should():
     serial, add, mul, concat = (report(f"seed002_vit_se_eca_{m}") for m in ("serial", "add", "mul", "concat"))
-    assert serial.params["delta"] == add.params["delta"] == mul.params["delta"] == 74_544 + 5  # SE 768/48 + ECA k5
-    assert concat.params["delta"] - add.params["delta"] == 2 * 768 * 768 + 768  # the 1x1 projection 1536 -> 768
-    finals = [next(p["shape"] for p in r.points if p["name"] == "final") for r in (serial, add, mul, concat)]
+    assert serial.params.delta == add.params.delta == mul.params.delta == 74_544 + 5  # SE 768/48 + ECA k5
+    assert concat.params.delta - add.params.delta == 2 * 768 * 768 + 768  # the 1x1 projection 1536 -> 768
+    finals = [next(p.shape for p in r.points if p.name == "final") for r in (serial, add, mul, concat)]
     assert finals == [[1, 197, 768]] * 4
 
 
 def test_classics_match_the_papers():
     se, eca = report("se_resnet50"), report("eca_resnet50")
-    assert se.params["total"] == 28_088_024  # timm's seresnet50
-    assert eca.params["base_total"] == 25_557_032 and eca.params["total"] == 25_557_032 + 80
+    assert se.params.total == 28_088_024  # timm's seresnet50
+    assert eca.params.base_total == 25_557_032 and eca.params.total == 25_557_032 + 80
 
 
 def test_preset_that_fails_on_purpose_is_one_line_in_the_cli(capsys):

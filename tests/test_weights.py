@@ -85,7 +85,7 @@ def test_source_precedence(tmp_path, small):
 def test_checkpoint_loads_through_timm_with_identical_logits(tmp_path, small, name):
     path = _checkpoint(tmp_path, small.state_dict(), name)
     model, info = create_with_weights(SMALL, resolve_source(SMALL, False, path))
-    assert model.pretrained_cfg["file"] == str(path)  # timm's own file loader read it
+    assert model.pretrained_cfg["file"] == str(path) and "state_dict" not in model.pretrained_cfg  # not kept
     assert asdict(info) == dict(source=f"checkpoint:{name}", missing=[], unexpected=[], reinitialised=[])
     assert torch.equal(_logits(model), _logits(small))
 
@@ -97,6 +97,42 @@ def test_training_checkpoint_is_unwrapped(tmp_path, small):
     assert load_checkpoint(path).keys() == small.state_dict().keys()
     model, _ = create_with_weights(SMALL, resolve_source(SMALL, False, path))
     assert torch.equal(_logits(model), _logits(small))
+
+
+def _layouts(state_dict: dict) -> dict:
+    """Checkpoint layouts timm's `load_state_dict` unwraps; the real weights are the EMA ones where there are two."""
+    zeros = {k: torch.zeros_like(v) for k, v in state_dict.items()}
+    return {
+        "flat.safetensors": state_dict,
+        "nested.pth": {"epoch": 3, "args": argparse.Namespace(lr=0.1),
+                       "state_dict": {f"module.{k}": v for k, v in state_dict.items()}},
+        "ema.pth": {"state_dict": zeros, "state_dict_ema": {f"module._orig_mod.{k}": v for k, v in state_dict.items()}},
+        "model_ema.pth": {"model": zeros, "model_ema": {f"_orig_mod.module.{k}": v for k, v in state_dict.items()}},
+    }
+
+
+@pytest.mark.parametrize("name", ["flat.safetensors", "nested.pth", "ema.pth", "model_ema.pth"])
+def test_checkpoint_file_is_read_once_and_unwrapped(tmp_path, small, monkeypatch, name):
+    path = _checkpoint(tmp_path, _layouts(small.state_dict())[name], name)
+    reads = []
+    torch_load, load_file = torch.load, safetensors.torch.load_file
+
+    def counted_torch_load(f, *args, **kwargs):
+        reads.append(("torch.load", kwargs.get("weights_only")))
+        return torch_load(f, *args, **kwargs)
+
+    def counted_load_file(f, *args, **kwargs):
+        reads.append(("safetensors", True))
+        return load_file(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_torch_load)  # what timm's load_state_dict reads files with
+    monkeypatch.setattr(safetensors.torch, "load_file", counted_load_file)
+    model, info = create_with_weights(SMALL, resolve_source(SMALL, False, path))
+    monkeypatch.undo()
+    assert len(reads) == 1 and reads[0][1] is True  # one read, and a pickle only with weights_only=True
+    assert asdict(info) == dict(source=f"checkpoint:{name}", missing=[], unexpected=[], reinitialised=[])
+    assert torch.equal(_logits(model), _logits(small))  # the EMA weights where there are two
+    assert load_checkpoint(path).keys() == small.state_dict().keys()
 
 
 def test_new_num_classes_reinitialises_the_classifier(tmp_path, small):

@@ -23,17 +23,17 @@ def test_without_spaces_gpu_is_a_no_op():
         return x, progress
     assert not zerogpu.ENABLED
     assert zerogpu.gpu(f) is f and zerogpu.gpu(duration=5)(f) is f
-    assert ui.measure.__module__ == "playground.ui" and not hasattr(ui.measure, "__wrapped__")
+    assert ui.analyze_on_device.__module__ == "playground.ui" and not hasattr(ui.analyze_on_device, "__wrapped__")
 
 
 def test_without_spaces_the_device_runs_still_work(one_thread):
     spec = load_spec(SPEC)
     seen = []
-    report, latency, base = ui.measure(spec, FAST, progress=lambda f, m: seen.append(f))
-    assert latency["device"] == "cpu" and base["median_ms"] > 0 and report["latency"] == latency
+    report = ui.run_analysis(spec, latency={**FAST, "base": True}, progress=lambda f, m: seen.append(f))
+    assert report.latency.device == "cpu" and report.base_latency.median_ms > 0
     assert seen and seen[-1] == 1.0  # the progress callback is used when nothing is in between
     r = ui.run_analysis(spec, images=[ui.sample_images()[0]], topk=2)
-    assert len(r.predictions[0]["top"]) == 2 and r.latency is None
+    assert len(r.predictions[0].top) == 2 and r.latency is None
 
 
 class FakeSpaces(types.ModuleType):
@@ -75,12 +75,12 @@ def fake_spaces(monkeypatch):
 
 def test_with_spaces_the_device_runs_are_decorated(fake_spaces, one_thread):
     assert zerogpu.ENABLED
-    assert fake_spaces.wrapped == {"measure": ui.GPU_SECONDS, "analyze_on_device": ui.GPU_SECONDS}
-    assert ui.measure.__name__ == "measure" and ui.measure.__wrapped__.__module__ == "playground.ui"
+    assert fake_spaces.wrapped == {"compare_on_device": ui.GPU_SECONDS, "analyze_on_device": ui.GPU_SECONDS}
+    assert ui.analyze_on_device.__wrapped__.__module__ == "playground.ui"
 
     spec = load_spec(SPEC)
-    report, latency, _ = ui.measure(spec, FAST, progress=lambda f, m: None)  # a closure: replaced by None
-    assert latency["device"] == "cpu" and fake_spaces.calls == ["measure"]
+    report = ui.run_analysis(spec, latency=FAST, progress=lambda f, m: None)  # a closure: replaced by None
+    assert report.latency.device == "cpu" and fake_spaces.calls == ["analyze_on_device"]
 
     cat = ui.sample_images()[0]
     r = ui.api_predict(SPEC, cat, 3)  # a handler: predictions go through the decorated run
@@ -93,4 +93,4 @@ def test_with_spaces_the_device_runs_are_decorated(fake_spaces, one_thread):
 
 def test_reload_restores_the_no_op():
     assert not zerogpu.ENABLED or "spaces" in sys.modules
-    assert not hasattr(ui.measure, "__wrapped__") or "spaces" in sys.modules
+    assert not hasattr(ui.analyze_on_device, "__wrapped__") or "spaces" in sys.modules

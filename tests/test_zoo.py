@@ -55,10 +55,10 @@ def test_gate_is_bit_identical_through_analyze():
     r = analyze({"backbone": "pit_ti_224", "gate": True, "insert": [{"at": "stage2", "module": "se"},
                                                                      {"at": "final", "module": "eca"}]},
                 images=[data.chelsea()])
-    assert r.predictions[0]["agreement"]["max_abs_logit_diff"] == 0.0
+    assert r.predictions[0].agreement.max_abs_logit_diff == 0.0
 
 
 def test_stem_change_is_described():
     from playground.build import build
     b = build({"backbone": "resnet50", "stem": {"stride": 4}})
-    assert b.stem["description"] == "conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)"
+    assert b.stem.description == "conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)"

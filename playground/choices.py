@@ -1,0 +1,42 @@
+"""Every choice and limit a user can meet, defined once: the spec validator, the library, the CLI's argparse and
+the page's controls import them from here (no torch: argument parsing stays fast).
+
+    >>> IMG_SIZE.lo, IMG_SIZE.hi, IMG_SIZE.clamp(4096)
+    (16, 1024, 1024)
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL",
+           "STEM_PADDING", "SUMMARY_DEPTH", "TOPK", "MERGES", "EXPORT_FORMATS", "EXPORT_LABELS"]
+
+
+class Range(NamedTuple):
+    """Inclusive integer bounds."""
+    lo: int
+    hi: int
+
+    def __contains__(self, v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and self.lo <= v <= self.hi
+
+    def clamp(self, v: int) -> int:
+        return min(max(v, self.lo), self.hi)
+
+
+DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when there is one
+DTYPES = ("fp32", "bf16", "fp16")  # bf16 / fp16 run under torch.autocast; fp16 needs CUDA
+BATCH = Range(1, 512)  # latency batches; a larger batch is a memory question, not a latency one
+IMG_SIZE = Range(16, 1024)
+NUM_CLASSES = Range(1, 100_000)
+STEM_STRIDE = Range(1, 64)
+STEM_KERNEL = Range(1, 64)
+STEM_PADDING = Range(0, 32)
+SUMMARY_DEPTH = Range(1, 10)  # depth of torchinfo's layer table
+TOPK = Range(1, 1000)
+MERGES = ("add", "mul", "concat")  # how a parallel composite merges its branches
+# export format -> file suffix; and the page's labels for them
+EXPORT_FORMATS = {"yaml": ".yaml", "python": ".py", "torchscript": ".pt", "onnx": ".onnx",
+                  "safetensors": ".safetensors"}
+EXPORT_LABELS = {"Spec (YAML)": "yaml", "Python snippet": "python", "TorchScript (.pt)": "torchscript",
+                 "ONNX (.onnx)": "onnx", "State dict (.safetensors)": "safetensors"}
