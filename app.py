@@ -1,7 +1,7 @@
 """Architecture Playground, the web app: `python app.py`, then open http://127.0.0.1:7860.
 
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override the address (0.0.0.0 in a container). The page and its logic
-live in `playground/ui.py`; this file only launches them: offline (no analytics), with the queue as the only way
+live in `playground/ui/`; this file only launches them: offline (no analytics), with the queue as the only way
 in (`api_open=False`), so concurrency limits hold for the page and the API alike.
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .build import Built, build
+from .build import Built, build, points
 from .cache import LRU
 from .choices import SUMMARY_DEPTH
 from .counts import count_macs, count_params
@@ -151,13 +151,18 @@ def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
 
 
 def _shapes(built: Built) -> list:
-    """Feature maps at the stage points, then at the spec's other stitching points (globs, blocks), once each."""
-    shapes = [p.shape_info() for p in built.points if ".block" not in p.name]
-    seen = {s.point for s in shapes}
-    for i in built.insertions:
-        if i.point.name not in seen:
-            seen.add(i.point.name)
-            shapes.append(i.point.shape_info())
+    """Feature maps at the stage points, then at the spec's other stitching points (globs, blocks), once each, with
+    the base backbone's shape at the same point (its cached probe; the same maps unless the stem changed)."""
+    stem_changed = not built.spec.stem.is_default()
+    base = {p.name: list(p.shape) for p in points(built.spec.backbone, built.img_size)} if stem_changed else None
+    shapes = []
+    seen: set[str] = set()
+    for p in [p for p in built.points if ".block" not in p.name] + [i.point for i in built.insertions]:
+        if p.name not in seen:
+            seen.add(p.name)
+            s = p.shape_info()
+            s.base_shape = base.get(p.name) if base is not None else list(s.shape)
+            shapes.append(s)
     return shapes
 
 

@@ -83,7 +83,8 @@ class PointInfo:
 class Shape:
     """The feature map at a stage point (input, stem, stage<i>, final) or at a stitching point, at batch 1:
     its shape as the layout orders it, and its channels and spatial size (height and width are None for
-    tokens whose grid is not known)."""
+    tokens whose grid is not known). `base_shape` is the shape at the same point of the unmodified backbone (it
+    differs when the spec changes the embedding stem; None where the base has no such point)."""
     point: str
     layout: str
     shape: list[int]
@@ -91,6 +92,12 @@ class Shape:
     height: int | None
     width: int | None
     reduction: float | None = None
+    base_shape: list[int] | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether this feature map differs from the base backbone's at the same point."""
+        return self.base_shape != self.shape
 
 
 @dataclass

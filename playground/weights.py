@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import torch
@@ -34,7 +34,8 @@ from .errors import SpecError, close_matches, first_line
 from .report import WeightsInfo
 
 __all__ = [
-    "WeightsInfo", "WeightSource", "Bundled", "BUNDLED", "CHECKPOINT_SUFFIXES", "MAX_CHECKPOINT_BYTES",
+    "WeightsInfo", "WeightSource", "pretrained_unavailable", "Bundled", "BUNDLED", "CHECKPOINT_SUFFIXES",
+    "MAX_CHECKPOINT_BYTES",
     "resolve_source", "create_with_weights", "load_checkpoint", "load_state_dict_report", "cache_dir",
 ]
 
@@ -238,24 +239,29 @@ def resolve_source(backbone: str, pretrained: bool, checkpoint: str | Path | Non
     return WeightSource("hub", backbone)
 
 
+def _hub_cached(cfg: Any) -> bool:
+    """Whether the hub weights of a pretrained config are in huggingface_hub's local cache."""
+    from huggingface_hub import try_to_load_from_cache
+    if not cfg.hf_hub_id:
+        return False
+    repo = cfg.hf_hub_id.split("@")[0]
+    names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+    return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+
+
 def _hub_host_unreachable(backbone: str) -> str | None:
     """The weight host for a hub download if it cannot be reached and nothing is cached, else None. Checked up front
     because huggingface_hub retries an unreachable host for about 45 s before giving up."""
     import timm
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
     cfg = timm.models.get_pretrained_cfg(backbone)
     if cfg is None or constants.HF_HUB_OFFLINE:  # offline mode fails fast by itself
         return None
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None  # a proxy may reach what a direct socket cannot
-    if cfg.hf_hub_id:
-        repo = cfg.hf_hub_id.split("@")[0]
-        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
-        if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
-            return None
-        host = urlparse(constants.ENDPOINT).hostname
-    else:
-        host = urlparse(cfg.url or "").hostname
+    if _hub_cached(cfg):
+        return None
+    host = urlparse(constants.ENDPOINT).hostname if cfg.hf_hub_id else urlparse(cfg.url or "").hostname
     if not host:
         return None
     try:
@@ -263,6 +269,24 @@ def _hub_host_unreachable(backbone: str) -> str | None:
         return None
     except OSError:
         return host
+
+
+def pretrained_unavailable(backbone: str) -> str | None:
+    """Why `pretrained: true` cannot load weights for `backbone` here, in one line; None when they are bundled,
+    cached or downloadable. Asks no more than a cache lookup and (online) one connection to the weight host, so a
+    page can say it before the user presses Analyze."""
+    try:
+        source = resolve_source(backbone, True)
+    except SpecError as e:
+        return str(e)
+    if source.kind != "hub":
+        return None
+    import timm
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE and not _hub_cached(timm.models.get_pretrained_cfg(backbone)):
+        return f"no pretrained weights for '{backbone}' offline (HF_HUB_OFFLINE is set, nothing cached)"
+    host = _hub_host_unreachable(backbone)
+    return f"no pretrained weights for '{backbone}' here ({host} unreachable, nothing cached)" if host else None
 
 
 class _Uncopied(torch.Tensor):

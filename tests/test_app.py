@@ -1,5 +1,6 @@
 """The app through its API as a client sees it (gradio_client against the app launched in-process), and the UI's
-pure helpers: spec <-> controls, share links, rendering, export."""
+parts without a server: spec <-> controls, history, share links, rendering, the panels' handlers, export."""
+import dataclasses
 import json
 import shutil
 
@@ -10,7 +11,11 @@ gradio_client = pytest.importorskip("gradio_client")
 
 from playground import ui  # noqa: E402
 from playground.errors import SpecError  # noqa: E402
+from playground.export import onnx_missing  # noqa: E402
 from playground.spec import load_spec  # noqa: E402
+from playground.ui import render, specs  # noqa: E402
+from playground.ui.history import History  # noqa: E402
+from playground.ui.tabs.export import export_file  # noqa: E402
 
 SE_STAGE3 = "backbone: resnet18\ninsert:\n  - {at: stage3, module: se}\n"
 SE_256_PARAMS = 256 * 16 + 16 + 16 * 256 + 256  # timm SEModule on 256 channels, reduction 16
@@ -87,7 +92,7 @@ def test_queue_cannot_be_bypassed_and_uploads_are_limited(server):
     assert httpx.post(server + "gradio_api/upload", files=big, timeout=30).status_code == 413
 
 
-# ---- the UI's helpers (no server)
+# ---- the UI's parts (no server)
 
 def test_share_link_round_trip():
     token = ui.encode_spec(SE_STAGE3)
@@ -98,47 +103,120 @@ def test_share_link_round_trip():
 
 
 def test_controls_and_yaml_agree():
-    spec = load_spec(ui.preset_yaml("eca_resnet50"))
-    values = ui.controls_from_spec(spec)
-    data = ui.spec_from_controls(ui.spec_yaml(spec), *values)
-    assert load_spec(data) == spec  # the preset survives a round trip, title included
-    values[ui.CONTROLS.index("gate")] = True
-    data = ui.spec_from_controls(ui.spec_yaml(spec), *values)
+    spec = load_spec(specs.preset_yaml("eca_resnet50"))
+    controls = specs.controls_from_spec(spec)
+    assert load_spec(specs.spec_from_controls(specs.spec_yaml(spec), controls)) == spec  # title included
+    assert specs.matching_preset(spec) == "eca_resnet50"
+    gated = dataclasses.replace(controls, gate=True)
+    data = specs.spec_from_controls(specs.spec_yaml(spec), gated)
     assert data["gate"] is True and "title" not in data  # no longer the preset: its title goes
-    values[ui.CONTROLS.index("backbone")] = "resnet18"
-    values[ui.CONTROLS.index("img_size")] = 224  # the default: not written
-    assert "img_size" not in ui.spec_from_controls("", *values)
+    assert specs.matching_preset(load_spec(data)) == specs.CUSTOM
+    other = dataclasses.replace(controls, backbone="resnet18", img_size=224)  # the default size: not written
+    assert "img_size" not in specs.spec_from_controls("", other)
+
+
+def test_pretrained_is_unticked_for_a_backbone_without_weights_here(monkeypatch):
+    monkeypatch.setattr(specs, "pretrained_unavailable", lambda b: None if b == "efficientnet_lite0" else "offline")
+    data = {"backbone": "vit_base_patch16_224", "pretrained": True}
+    assert specs.untick_unavailable(data, {"backbone": "efficientnet_lite0"}) == "pretrained unticked: offline"
+    assert data["pretrained"] is False
+    kept = {"backbone": "efficientnet_lite0", "pretrained": True}
+    assert specs.untick_unavailable(kept, {"backbone": "resnet18"}) is None and kept["pretrained"] is True
+
+
+def test_point_menu_puts_each_stage_before_its_blocks():
+    names = [v for _, v in specs.point_choices("resnet18")]
+    assert names[names.index("stage3"):names.index("stage3") + 4] == [
+        "stage3", "stage3.block1", "stage3.block2", "stage3.block*"]
+    for k, name in enumerate(names):  # a menu that takes the first substring match gives the exact name
+        assert next(n for n in names if name in n) == name, (name, names[:k])
+
+
+def test_history_undo_redo_and_typing_groups():
+    h = History.start("a: 1\n")
+    for k in range(2, 60):
+        h = h.commit(f"a: {k}\n", "controls")
+    assert len(h.items) == 50 and h.current == "a: 59\n"
+    h = h.commit("a: 60", "yaml").commit("a: 601", "yaml")  # typing: one step
+    assert h.undo().current == "a: 59\n" and h.undo().redo().current == "a: 601"
+    assert h.undo().commit("b: 1\n", "preset").can_redo is False  # a new step drops the redo branch
+    assert h.commit(h.current) is h
 
 
 def test_insertion_editor_rows():
-    rows = ui.add_row([], "stage2", ["se", "eca"], "parallel · concat", "")
-    rows = ui.add_row(rows, "layer*.*.bn3", ["eca"], "serial", "{kernel_size: 5}")
-    assert ui.rows_to_inserts(rows) == [
+    rows = specs.add_row([], "stage2", ["se", "eca"], "parallel · concat", "")
+    rows = specs.add_row(rows, "layer*.*.bn3", ["eca"], "serial", "{kernel_size: 5}")
+    assert specs.rows_to_inserts(rows) == [
         {"at": "stage2", "module": {"parallel": ["se", "eca"], "merge": "concat"}},
         {"at": "layer*.*.bn3", "module": "eca", "args": {"kernel_size": 5}}]
-    assert ui.remove_row(rows, 0) == rows[1:] and ui.remove_row(rows, None) == rows[:1]
+    assert specs.remove_row(rows, 0) == rows[1:] and specs.remove_row(rows, None) == rows[:1]
     with pytest.raises(SpecError, match="args apply to a single module"):
-        ui.add_row([], "stage2", ["se", "eca"], "serial", "{rd_ratio: 0.25}")
+        specs.add_row([], "stage2", ["se", "eca"], "serial", "{rd_ratio: 0.25}")
 
 
 def test_tree_highlights_stitched_modules():
     tree = "Net(\n  (a): Conv(\n    (after): Stitch(\n      after a\n      (0): SE(\n        k=1\n" \
            "      )\n    )\n  )\n)"
-    assert ui.tree_paths(tree)[4:7] == ["a.after.0", "a.after.0", "a.after.0"]
-    html = ui.tree_html(tree, ["a.after.0"])
-    assert html.count('class="ln ins"') == 3 and html.count('class="ln wrap"') == 1
+    assert render.tree_paths(tree)[4:7] == ["a.after.0", "a.after.0", "a.after.0"]
+    html = render.tree_html(tree, ["a.after.0"])
+    assert html.count('class="ln ins') == 3 and html.count('class="ln wrap"') == 1
+    assert html.count('data-path="a.after.0"') == 1  # the target of "show in tree"
 
 
-def test_report_panel_renders():
-    out = dict(zip(ui.REPORT_OUTPUTS, ui.analyze_ui(SE_STAGE3, None, 5, progress=None)))
-    assert f"{11_689_512 + SE_256_PARAMS:,} params" in out["summary"] and "+8,464" in out["summary"]
-    assert "SEModule" in out["tree"] and 'class="ln ins"' in out["tree"]
-    assert [i["path"] for i in out["json"]["params"]["by_insert"]] == ["layer3_after.0"]
+def test_messages_keep_their_angle_brackets():
+    assert render.status_html(error="stage<i>.block<j>").count("stage&lt;i&gt;.block&lt;j&gt;") == 1
+    assert "&lt;stream end&gt;" in render.stale_html("'<stream end>'")
+
+
+@pytest.fixture(scope="module")
+def panels():
+    """The Playground tab's parts, built in a Blocks that is never launched."""
+    import gradio as gr
+
+    from playground.presets import list_presets, load_preset
+    from playground.ui.tabs import report, spec
+    with gr.Blocks():
+        toolbar = spec.build_toolbar(list_presets(), "efficientnet_lite0")
+        summary = report.build_summary()
+        panel = spec.build_spec_panel(toolbar, ["resnet18"], load_preset("efficientnet_lite0"))
+        tabs = report.build_report_tabs([])
+    return panel, summary, tabs
+
+
+def test_analyze_fills_the_report_and_a_failure_marks_it_stale(panels):
+    from playground.ui.tabs.report import on_analyze
+    panel, summary, tabs = panels
+    out = on_analyze(panel, summary, tabs, SE_STAGE3, None, 5, progress=None)
+    assert f"{11_689_512 + SE_256_PARAMS:,} params" in out[summary.summary] and "+8,464" in out[summary.summary]
+    assert "SEModule" in out[tabs.tree] and 'class="ln ins"' in out[tabs.tree] and out[summary.banner] == ""
+    assert [i["path"] for i in out[tabs.json]["params"]["by_insert"]] == ["layer3_after.0"]
+    assert "show in tree" in out[tabs.inserts]["value"] and "built" in out[panel.status]
+    assert load_spec(out[panel.built]) == load_spec(SE_STAGE3)
+
+    bad = on_analyze(panel, summary, tabs, "backbone: resnet18\ninsert:\n  - {at: stage9, module: se}\n", None, 5,
+                     progress=None)
+    assert set(bad) == {summary.banner, panel.status}  # the old report stays, marked stale
+    assert "stale" in bad[summary.banner] and "does not build" in bad[panel.status]
+
+
+def test_spec_panel_edits_presets_and_undo(panels):
+    from playground.ui.tabs import spec
+    panel, _, _ = panels
+    h = History.start(specs.preset_yaml("efficientnet_lite0"))
+    assert spec.on_preset(panel, h, None, "efficientnet_lite0") == {panel.history: h}  # already shown: nothing
+    out = spec.on_preset(panel, h, None, "se_resnet50")
+    h2 = out[panel.history]
+    assert out[panel.toolbar.preset] == "se_resnet50" and "layer*.*.bn3" in out[panel.yaml]
+    undone = spec.on_step(panel, h2, None, h2.current, back=True)
+    assert undone[panel.yaml] == h.current and undone[panel.toolbar.preset] == "efficientnet_lite0"
+    typed = spec.on_yaml(panel, h2, None, "backbone: resnet18\n")
+    assert panel.yaml not in typed and typed[panel.backbone] == "resnet18"  # the editor is not rewritten
+    assert typed[panel.toolbar.preset] == specs.CUSTOM
 
 
 def test_exports():
     spec = load_spec(SE_STAGE3)
-    paths = [ui.export_file(spec, fmt) for fmt in ("Spec (YAML)", "Python snippet", "State dict (.safetensors)")]
+    paths = [export_file(spec, fmt) for fmt in ("Spec (YAML)", "Python snippet", "State dict (.safetensors)")]
     try:
         assert load_spec(paths[0].read_text()) == spec
         scope: dict = {}
@@ -150,6 +228,6 @@ def test_exports():
     finally:
         for path in paths:
             shutil.rmtree(path.parent, ignore_errors=True)
-    if ui.onnx_missing():
+    if onnx_missing():
         with pytest.raises(SpecError, match="pip install onnx"):
-            ui.export_file(spec, "ONNX (.onnx)")
+            export_file(spec, "ONNX (.onnx)")

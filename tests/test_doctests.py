@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["playground", "playground.build", "playground.analyze", "playground.compare", "playground.export",
-           "playground.predict", "playground.units", "playground.choices", "playground.report"]
+           "playground.predict", "playground.units", "playground.choices", "playground.report", "playground.ui.history"]
 
 
 @pytest.mark.parametrize("name", MODULES)

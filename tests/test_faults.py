@@ -13,6 +13,7 @@ import struct
 import threading
 import uuid
 import zlib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -339,7 +340,7 @@ def test_interleaved_clients_get_their_own_results(server):
                 assert r["backbone"] == ("resnet18" if k == "A" else "mobilenetv3_small_050")
             else:
                 (p,) = r["predictions"]
-                assert p["image"] == ui.Path(photos[k]).name and len(p["top"]) == topk[k]
+                assert p["image"] == Path(photos[k]).name and len(p["top"]) == topk[k]
 
 
 def test_specs_from_the_web_name_no_server_file(client):

@@ -9,6 +9,7 @@ import pytest
 
 from playground import ui, zerogpu
 from playground.spec import load_spec
+from playground.ui import runs
 
 SPEC = "backbone: resnet18\nimg_size: 64\ninsert:\n  - {at: stage3, module: se}\n"
 FAST = {"device": "cpu", "batch": 1, "dtype": "fp32", "min_run_time": 0.05, "max_run_time": 0.2, "warmup": 0,
@@ -23,7 +24,7 @@ def test_without_spaces_gpu_is_a_no_op():
         return x, progress
     assert not zerogpu.ENABLED
     assert zerogpu.gpu(f) is f and zerogpu.gpu(duration=5)(f) is f
-    assert ui.analyze_on_device.__module__ == "playground.ui" and not hasattr(ui.analyze_on_device, "__wrapped__")
+    assert ui.analyze_on_device.__module__ == "playground.ui.runs" and not hasattr(ui.analyze_on_device, "__wrapped__")
 
 
 def test_without_spaces_the_device_runs_still_work(one_thread):
@@ -59,24 +60,26 @@ class FakeSpaces(types.ModuleType):
 
 @pytest.fixture
 def fake_spaces(monkeypatch):
-    """`spaces` importable while the test runs, playground.zerogpu and playground.ui reloaded under it; both are
+    """`spaces` importable while the test runs, playground.zerogpu and the UI's device runs reloaded under it; both are
     reloaded again without it afterwards."""
     fake = FakeSpaces()
     monkeypatch.setitem(sys.modules, "spaces", fake)
     try:
         importlib.reload(zerogpu)
+        importlib.reload(runs)
         importlib.reload(ui)
         yield fake
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
         importlib.reload(zerogpu)
+        importlib.reload(runs)
         importlib.reload(ui)
 
 
 def test_with_spaces_the_device_runs_are_decorated(fake_spaces, one_thread):
     assert zerogpu.ENABLED
     assert fake_spaces.wrapped == {"compare_on_device": ui.GPU_SECONDS, "analyze_on_device": ui.GPU_SECONDS}
-    assert ui.analyze_on_device.__wrapped__.__module__ == "playground.ui"
+    assert ui.analyze_on_device.__wrapped__.__module__ == "playground.ui.runs"
 
     spec = load_spec(SPEC)
     report = ui.run_analysis(spec, latency=FAST, progress=lambda f, m: None)  # a closure: replaced by None

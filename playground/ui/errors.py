@@ -1,0 +1,47 @@
+"""Handler errors as the page shows them: a SpecError is one line in domain words; anything else is a short
+internal error (logged with its traceback). Messages are HTML-escaped: Gradio's pop-up renders HTML, and a message
+such as "stage<i>.block<j>" must show its angle brackets."""
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from collections.abc import Callable
+
+import gradio as gr
+
+from ..errors import SpecError, first_line
+
+__all__ = ["user_errors", "shown", "progress_to"]
+
+log = logging.getLogger(__name__)
+
+
+def shown(message: str) -> str:
+    """A message as the pop-up must receive it to show it verbatim."""
+    return html.escape(message, quote=False)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Run a handler; a SpecError becomes a `gr.Error` with its one line, anything else a short internal error."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except SpecError as e:
+            raise gr.Error(shown(str(e)), title="Cannot do that", print_exception=False) from None
+        except Exception as e:  # a bug, not the user's fault: log it, say so in one line
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error(shown(f"internal error ({type(e).__name__}): {first_line(e)}"),
+                           title="Something broke") from None
+    return wrapper
+
+
+def progress_to(progress, lo: float = 0.0, hi: float = 1.0) -> Callable[[float, str], None]:
+    """analyze's `progress(fraction, message)` onto a gr.Progress (or None), mapped into [lo, hi]."""
+    def step(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(lo + (hi - lo) * fraction, desc=message)
+    return step
