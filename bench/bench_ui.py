@@ -11,7 +11,11 @@ two animation frames are awaited so the plots have been drawn. Two cases:
 - same spec: the report comes from the server's cache; what is left is Gradio's round trip and the rendering.
 
 For comparison the same new-spec analysis is timed through gradio_client (`/analyze`, JSON, no rendering).
-Prints a table; the numbers go to BENCHMARKS.md ("UI").
+
+Latency in the page against the CLI, in the same run: SE-ResNet-50 (the preset) at batch 1 and 8 on CPU, measured
+alternately by the page's Measure button (the median it shows, `#latency-table[data-median-ms]`) and by
+`playground report se_resnet50 --latency --json` in a child process while the server is idle; the ratio of the
+medians should be <= 1.1. Prints a table; the numbers go to BENCHMARKS.md ("UI").
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -74,6 +80,28 @@ def click_to_render(page, title: str) -> dict:
     return result
 
 
+def page_latency(page, batch: int) -> float:
+    """The page's Measure button on the spec shown: the stitched model's median (ms) from the latency table."""
+    page.get_by_role("tab", name="Latency").click()
+    field = page.locator("#batch input")
+    field.fill(str(batch))
+    field.press("Tab")
+    old = page.locator("#latency-table").get_attribute("data-started") if page.locator("#latency-table").count() \
+        else None
+    page.locator("#measure").click()
+    table = page.locator(f"#latency-table[data-batch='{batch}']")
+    page.wait_for_function("(old) => { const t = document.querySelector('#latency-table');"
+                           " return t && t.dataset.started !== old; }", arg=old, timeout=300_000)
+    return float(table.get_attribute("data-median-ms"))
+
+
+def cli_latency(batch: int) -> float:
+    """`playground report se_resnet50 --latency` in a child process: its median (ms)."""
+    out = subprocess.run([sys.executable, "-m", "playground", "report", "se_resnet50", "--latency", "--json",
+                          "--device", "cpu", "--batch", str(batch)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["latency"]["median_ms"]
+
+
 def stats(xs: list[float]) -> str:
     xs = [x for x in xs if x == x]  # timeouts (nan) are reported apart
     if not xs:
@@ -84,6 +112,7 @@ def stats(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--latency-runs", type=int, default=3, help="page/CLI latency pairs per batch size")
     args = ap.parse_args()
 
     import torch
@@ -100,7 +129,8 @@ def main() -> None:
     app.serve(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     results: dict[str, list[float]] = {"new spec: dom": [], "new spec: painted": [], "same spec: dom": [],
-                                       "same spec: painted": [], "gradio_client /analyze (new spec)": []}
+                                       "same spec: painted": [], "gradio_client /analyze (new spec)": [],
+                                       **{f"latency batch {b}: {w}": [] for b in (1, 8) for w in ("CLI", "page")}}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -123,6 +153,14 @@ def main() -> None:
                 r = click_to_render(page, titles[i % 2])
                 results["same spec: dom"].append(r["dom"])
                 results["same spec: painted"].append(r["painted"])
+            page.locator("#preset input").click()  # latency: SE-ResNet-50, page and CLI alternately
+            page.get_by_role("option", name="SE-ResNet-50").click()
+            page.locator("#analyze").click()
+            page.locator("#summary").get_by_text("28,088,024").first.wait_for(timeout=120_000)
+            for batch in (1, 8):
+                for _ in range(args.latency_runs):
+                    results[f"latency batch {batch}: CLI"].append(cli_latency(batch))
+                    results[f"latency batch {batch}: page"].append(page_latency(page, batch))
             browser.close()
         client = Client(url, verbose=False)
         for i in range(args.runs):
@@ -132,9 +170,12 @@ def main() -> None:
     finally:
         demo.close()
 
-    print(f"resnet50 @ 224, no latency; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    print(f"resnet50 @ 224 (clicks, no latency); torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
     for name, xs in results.items():
         print(f"{name:<36}{stats(xs)}")
+    for batch in (1, 8):
+        page, cli = (statistics.median(results[f"latency batch {batch}: {w}"]) for w in ("page", "CLI"))
+        print(f"latency batch {batch}: page / CLI = {page / cli:.3f} ({page:.1f} ms / {cli:.1f} ms)")
     if TIMEOUTS:
         print(f"{len(TIMEOUTS)} click(s) showed no result within 60 s: {TIMEOUTS}")
 

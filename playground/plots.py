@@ -29,7 +29,9 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
 def _layout(fig: go.Figure, height: int = 340, **kw: Any) -> go.Figure:
+    # transparent backgrounds: the page's theme (light or dark) shows through; its CSS colours the text
     fig.update_layout(template="plotly_white", height=height, margin=dict(l=10, r=10, t=48, b=10),
+                      paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
                       font=dict(family=FONT, size=12), legend=dict(orientation="h", y=-0.18, x=0),
                       hoverlabel=dict(font_family=FONT), **kw)
     return fig
@@ -41,20 +43,29 @@ def stage_shapes(report: Report) -> list[Shape]:
     return [s for s in report.shapes if s.point in names]
 
 
+def _where_changed(values: list) -> list[bool]:
+    """True at the first of each run of equal values: where a label says something new."""
+    return [k == 0 or v != values[k - 1] for k, v in enumerate(values)]
+
+
 def shapes_figure(report: Report) -> go.Figure:
-    """Channels (bars) and spatial size (line, log scale) at each stage of the backbone."""
+    """Channels (bars) and spatial size (line, log scale) at each stage of the backbone. Values are written where
+    they change (a ViT's twelve blocks of 768 x 14 x 14 get one label each, not twelve overlapping ones)."""
     pts = stage_shapes(report)
     names = [p.point for p in pts]
     dims = [(p.channels, p.height, p.width) for p in pts]
+    new_c = _where_changed([c for c, _, _ in dims])
+    new_hw = _where_changed([(h, w) for _, h, w in dims])
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=names, y=[c for c, _, _ in dims], name="channels", marker_color=MODEL, opacity=0.85,
-                text=[str(c) for c, _, _ in dims], textposition="outside", cliponaxis=False,
-                customdata=[str(p.shape) for p in pts], hovertemplate="%{x}: %{y} channels<br>%{customdata}"
-                                                                          "<extra></extra>")
+                text=[str(c) if new else "" for (c, _, _), new in zip(dims, new_c)], textposition="outside",
+                cliponaxis=False, customdata=[str(p.shape) for p in pts],
+                hovertemplate="%{x}: %{y} channels<br>%{customdata}<extra></extra>")
     fig.add_scatter(x=names, y=[h for _, h, _ in dims], name="spatial size (H)", mode="lines+markers+text",
                     line=dict(color=SPATIAL, width=2), marker=dict(size=8),
-                    text=[f"{h}×{w}" if h else "" for _, h, w in dims], textposition="top center",
-                    hovertemplate="%{x}: %{text}<extra></extra>", secondary_y=True)
+                    text=[f"{h}×{w}" if h and new else "" for (_, h, w), new in zip(dims, new_hw)],
+                    textposition="top center", customdata=[f"{h}×{w}" if h else "tokens" for _, h, w in dims],
+                    hovertemplate="%{x}: %{customdata}<extra></extra>", secondary_y=True)
     fig.update_yaxes(title_text="channels", secondary_y=False, rangemode="tozero")
     sides = sorted({h for _, h, _ in dims if h})
     fig.update_yaxes(title_text="H (pixels or tokens per side)", type="log", secondary_y=True, showgrid=False,

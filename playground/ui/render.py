@@ -280,7 +280,8 @@ def latency_html(latency: Latency | None, base: Latency | None) -> str:
         verdict = (f'<div class="pg-legend">difference {d:+.2f} ms: ' +
                    ("<b>within noise</b> (the 95% intervals of the medians overlap)" if within_noise(latency, base)
                     else "<b>clear</b> (the 95% intervals of the medians do not overlap)") + "</div>")
-    return (f'<table class="pg-table" id="latency-table" data-median-ms="{latency.median_ms:.4f}"><tr><th></th>'
+    return (f'<table class="pg-table" id="latency-table" data-median-ms="{latency.median_ms:.4f}"'
+            f' data-batch="{latency.batch}" data-started="{latency.started_at:.6f}"><tr><th></th>'
             f'<th>median</th><th>95% CI of median (ms)</th><th>IQR</th><th>throughput</th>'
             f'<th title="{units.FLOPS_NOTE}">TFLOP/s = 2 × MACs / s</th></tr>{cells}</table>{verdict}'
             f'<div class="pg-legend">{esc(latency.device)} · batch '

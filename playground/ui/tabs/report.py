@@ -127,7 +127,8 @@ def build_report_tabs(samples: list[str]) -> ReportTabs:
         with gr.Tab("Latency", id="latency"):
             with gr.Row():
                 device = gr.Dropdown(list(DEVICES), value="auto", label="device", min_width=90)
-                batch = gr.Number(1, label="batch", precision=0, minimum=BATCH.lo, maximum=BATCH.hi, min_width=80)
+                batch = gr.Number(1, label="batch", precision=0, minimum=BATCH.lo, maximum=BATCH.hi, min_width=80,
+                                  elem_id="batch")
                 dtype = gr.Dropdown(list(DTYPES), value="fp32", label="precision", min_width=90)
                 channels_last = gr.Checkbox(False, label="channels_last", min_width=100)
                 compile = gr.Checkbox(False, label="torch.compile", min_width=100)
