@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["playground", "playground.build", "playground.analyze", "playground.compare", "playground.export",
-           "playground.predict", "playground.units", "playground.choices", "playground.report"]
+           "playground.predict", "playground.units", "playground.choices", "playground.report",
+           "playground.stats", "playground.compute"]
 
 
 @pytest.mark.parametrize("name", MODULES)
