@@ -27,6 +27,7 @@ from torch import nn
 from .build import Built, build, points
 from .cache import LRU
 from .choices import SUMMARY_DEPTH
+from .compute import COMPUTE
 from .counts import count_macs, count_params
 from .errors import SpecError
 from .points import Probe, shape_runner
@@ -276,7 +277,8 @@ def analyze(
         built = cached_build(spec)
     static = _reports.get(key) if key else None
     if static is None:
-        with built.lock:  # hooks (probe, fvcore, torchinfo) on a model other requests may be running
+        # hooks (probe, fvcore, torchinfo) on a model other requests may be running; not while a latency times
+        with built.lock, COMPUTE.shared():
             static = _static_report(built, summary_depth, progress)
         if key:
             _reports.put(key, static)
@@ -289,7 +291,7 @@ def analyze(
     if images:
         from .predict import predict
         step(0.9, "predicting")
-        with built.lock:
+        with built.lock, COMPUTE.shared():
             preds, warns = predict(built.model, images, base_model=built.base, topk=topk, img_size=built.img_size,
                                    names=image_names)
         report.predictions = preds

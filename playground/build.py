@@ -20,6 +20,7 @@ from torch import nn
 
 from . import backbones
 from .cache import LRU
+from .compute import COMPUTE, shares_cores
 from .errors import SpecError, first_line
 from .modules import Gate, LayoutAdapter, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, ForwardError, Point, Probe, probe
@@ -73,7 +74,8 @@ class Built:
         `points.probe`, to share another tool's forward pass."""
         with self.lock:
             if self.probe is None:
-                self.probe = _probe(self.model, self.img_size, "backbone", forward)
+                with COMPUTE.shared():
+                    self.probe = _probe(self.model, self.img_size, "backbone", forward)
             return self.probe
 
     @property
@@ -140,6 +142,7 @@ def base_model(backbone: str, img_size: int, source=None, reparameterize: bool =
     return _bases.get_or_make((backbone, img_size, repr(source), reparameterize), make)
 
 
+@shares_cores
 def points(backbone: str, img_size: int | None = None) -> list[Point]:
     """The named insertion points of an unmodified backbone, with their layout, channels and shape.
 
@@ -371,6 +374,7 @@ def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
     return plan.describe(g1, r1, r0)
 
 
+@shares_cores
 def build(spec: Spec | dict | str) -> Built:
     """Build the model a spec describes (the module docstring gives the order of work).
 

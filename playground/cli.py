@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _latency_line(lt) -> str:
     tf = f", {lt.tflops:.3f} TFLOP/s (2 x MACs)" if lt.tflops else ""
-    return (f"{lt.median_ms:.2f} ms median (IQR {lt.iqr_ms:.2f} ms) on {lt.device}, batch {lt.batch}, {lt.dtype}"
+    return (f"{lt.median_ms:.2f} ms median (95% CI {units.ms_interval(lt.median_ci_ms)}, IQR {lt.iqr_ms:.2f} ms, "
+            f"{len(lt.times_ms)} blocks) on {lt.device}, batch {lt.batch}, {lt.dtype}"
             f"{', channels_last' if lt.channels_last else ''}{', compiled' if lt.compiled else ''}, "
             f"{lt.threads} threads; {lt.throughput:.1f} img/s{tf}")
 
@@ -146,10 +147,12 @@ def format_comparison(c: Comparison) -> str:
              row("pretrained", ["yes" if s.pretrained else "no" for s in c.sides])]
     if any(s.latency for s in c.sides):
         lines.append(row("latency (median)", [units.ms(s.latency.median_ms) if s.latency else "-" for s in c.sides]))
+        lines.append(row("  95% CI", [units.ms_interval(s.latency.median_ci_ms) if s.latency else "-"
+                                      for s in c.sides]))
         deltas = {d.side: d for d in c.latency}
         lines.append(row("  vs A", [f"{deltas[s.name].delta_ms:+.2f} ms" + ("" if deltas[s.name].clear else " ~")
                                     if s.name in deltas else "" for s in c.sides]))
-        lines.append("  (~: within the spread, the sum of both IQRs)")
+        lines.append("  (~: within noise, the 95% intervals of the two medians overlap)")
     lines += ["", row("params per part", [s.name for s in c.sides])]
     lines += [row(r.part, [units.millions(v) if v is not None else "-" for v in r.params]) for r in c.stages]
     lines += ["", row("MACs per part", [s.name for s in c.sides])]

@@ -1,7 +1,8 @@
 """compare(spec_a, spec_b, ...) -> Comparison: two to four specs side by side, for the CLI, the page and Python.
 
 Each spec is analysed as `analyze` does (same caches); the Comparison puts their totals, per-stage params and MACs,
-feature-map shapes, latency (with its spread) and predictions next to each other, against the first spec ("A").
+feature-map shapes, latency (clear or within noise) and predictions next to each other, against the first spec
+("A").
 
     >>> c = compare({"backbone": "resnet18", "img_size": 64},
     ...             {"backbone": "resnet18", "img_size": 64, "insert": [{"at": "stage4", "module": "se"}]})
@@ -17,6 +18,7 @@ from typing import Any
 from .errors import SpecError
 from .report import Latency, PlainData, Report
 from .spec import Spec
+from .stats import difference
 
 __all__ = ["compare", "named_specs", "Comparison", "Side", "StageRow", "ShapeRow", "LatencyDelta", "PredictionRow",
            "NAMES"]
@@ -59,11 +61,12 @@ class ShapeRow:
 
 @dataclass
 class LatencyDelta:
-    """A side's median latency against A's. `spread_ms` is the sum of both IQRs: `clear` says the difference is
-    larger than that, i.e. larger than the run-to-run spread of either measurement (else it is noise)."""
+    """A side's median latency against A's: `delta_ms` (side - A) and `ratio` (side / A). `clear` when the two
+    medians' 95% intervals (`Latency.median_ci_ms`) do not overlap; otherwise the difference is within noise
+    (`playground.latency.difference`)."""
     side: str
     delta_ms: float
-    spread_ms: float
+    ratio: float
     clear: bool
 
 
@@ -115,8 +118,8 @@ def _latency(reports: Sequence[Report]) -> list[LatencyDelta]:
     for name, r in zip(NAMES[1:], reports[1:]):
         if a is None or r.latency is None:
             continue
-        delta, spread = r.latency.median_ms - a.median_ms, r.latency.iqr_ms + a.iqr_ms
-        out.append(LatencyDelta(side=name, delta_ms=delta, spread_ms=spread, clear=abs(delta) > spread))
+        d = difference(a, r.latency)
+        out.append(LatencyDelta(side=name, delta_ms=d.delta_ms, ratio=d.ratio, clear=d.clear))
     return out
 
 
@@ -171,7 +174,7 @@ def compare(*specs: Any, latency: None | bool | dict = None, images: list | None
 
     Returns:
         A Comparison: `sides` (totals), `stages` (params and MACs per part), `shapes` (per stage point),
-        `latency` (each side against A, with the spread), `predictions` and `caveats`. A bad spec raises a
+        `latency` (each side against A, clear or within noise), `predictions` and `caveats`. A bad spec raises a
         one-line SpecError naming it ("spec B: ...").
     """
     from .analyze import analyze

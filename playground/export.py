@@ -14,6 +14,7 @@ import torch
 
 from .build import Built
 from .choices import EXPORT_FORMATS
+from .compute import COMPUTE
 from .errors import SpecError, close_matches, first_line
 from .spec import Spec
 
@@ -40,6 +41,18 @@ def onnx_missing() -> str | None:
         return (f"ONNX export needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}, not "
                 f"installed here (pip install onnx onnxscript); TorchScript and safetensors work without them")
     return None
+
+
+def _write(model: torch.nn.Module, x: torch.Tensor, fmt: str, path: Path, spec: Spec) -> None:
+    if fmt == "torchscript":
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about python-side shape arithmetic
+            torch.jit.save(torch.jit.trace(model, x, check_trace=False), str(path))
+    elif fmt == "onnx":
+        torch.onnx.export(model, (x,), str(path), dynamo=True)
+    else:
+        from safetensors.torch import save_model
+        save_model(model, str(path), metadata={"spec": spec.to_yaml(), "format": "pt"})
 
 
 def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
@@ -82,15 +95,8 @@ def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
     x = torch.zeros(1, 3, built.img_size, built.img_size)
     step(0.4, f"exporting {fmt}")
     try:
-        if fmt == "torchscript":
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # tracer warnings about python-side shape arithmetic
-                torch.jit.save(torch.jit.trace(model, x, check_trace=False), str(path))
-        elif fmt == "onnx":
-            torch.onnx.export(model, (x,), str(path), dynamo=True)
-        else:
-            from safetensors.torch import save_model
-            save_model(model, str(path), metadata={"spec": spec.to_yaml(), "format": "pt"})
+        with COMPUTE.shared():  # tracing runs the model: not while a latency times
+            _write(model, x, fmt, path, spec)
     except Exception as e:
         first = first_line(e)
         raise SpecError(f"export: {fmt} failed for {spec.backbone}: {first}") from None

@@ -102,10 +102,16 @@ class Shape:
 
 @dataclass
 class Latency:
-    """One latency measurement (torch.utils.benchmark). `median_ms` and `iqr_ms` are per forward pass of the whole
-    batch; `times_ms` the timed blocks' mean times (the distribution the median and IQR come from); `throughput`
-    images/s; `tflops` the achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known);
-    `started_at` / `finished_at` the wall-clock seconds (epoch) this run held the device."""
+    """One latency measurement (`playground.latency`). Times are per forward pass of the whole batch.
+
+    `times_ms` holds the timed blocks' mean times (at least 10 blocks), the sample the statistics come from:
+    `median_ms` their median, `iqr_ms` their inter-quartile range (the spread of one block), and `median_ci_ms`
+    the 95% confidence interval of the median as (low, high): a distribution-free interval from the sorted blocks
+    (order statistics, binomial coverage; `playground.stats.median_interval`). Two latencies differ clearly only
+    when their intervals do not overlap (`playground.latency.difference`). `throughput` is images/s; `tflops` the
+    achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known); `started_at` / `finished_at` the
+    wall-clock seconds (epoch) this run held the device.
+    """
     device: str
     batch: int
     dtype: str
@@ -114,6 +120,7 @@ class Latency:
     threads: int
     median_ms: float
     iqr_ms: float
+    median_ci_ms: tuple[float, float]
     throughput: float
     tflops: float | None
     times_ms: list[float] = field(default_factory=list)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["MACS_NOTE", "FLOPS_NOTE", "millions", "giga", "params", "macs", "signed", "percent", "ms", "mib"]
+__all__ = ["MACS_NOTE", "FLOPS_NOTE", "millions", "giga", "params", "macs", "signed", "percent", "ms", "ms_interval",
+           "mib"]
 
 MACS_NOTE = "GMACs = the 'FLOPs' of papers (one multiply-accumulate counted once)"
 FLOPS_NOTE = "TFLOP/s counts 2 x MACs per second"
@@ -55,6 +56,12 @@ def percent(delta: float, base: float) -> str:
 
 def ms(t: float) -> str:
     return f"{t:,.2f} ms"
+
+
+def ms_interval(interval: tuple[float, float] | list[float]) -> str:
+    """A (low, high) interval of times in ms, e.g. `Latency.median_ci_ms`: '78.90-81.25 ms'."""
+    lo, hi = interval
+    return f"{lo:,.2f}-{hi:,.2f} ms"
 
 
 def mib(n_bytes: float) -> str:

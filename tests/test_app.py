@@ -231,3 +231,18 @@ def test_exports():
     if onnx_missing():
         with pytest.raises(SpecError, match="pip install onnx"):
             export_file(spec, "ONNX (.onnx)")
+
+
+def test_latency_in_the_page_says_within_noise_when_the_intervals_overlap():
+    from playground.report import Latency
+
+    def lat(median, lo, hi):
+        return Latency(device="cpu", batch=1, dtype="fp32", channels_last=False, compiled=False, threads=2,
+                       median_ms=median, iqr_ms=hi - lo, median_ci_ms=(lo, hi), throughput=1e3 / median, tflops=0.1)
+    base = lat(80.0, 78.0, 83.0)
+    noisy, slower = lat(84.0, 82.5, 86.0), lat(92.0, 90.0, 95.0)  # +5% overlapping; +15% clear of it
+    assert "within noise" in render.latency_card(noisy, base, True) and 'class="pg-delta same"' in \
+        render.latency_card(noisy, base, True)
+    assert 'class="pg-delta up"' in render.latency_card(slower, base, True)
+    assert "82.50–86.00" in render.latency_html(noisy, base) and "(within noise)" in render.latency_html(noisy, base)
+    assert "TFLOP/s = 2 × MACs / s" in render.latency_html(slower, base)

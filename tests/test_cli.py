@@ -88,3 +88,25 @@ def test_export_round_trips(capsys, tmp_path):
     namespace = {}
     exec((tmp_path / "m.py").read_text().replace("print(", "(lambda *a: None)("), namespace)
     assert sum(p.numel() for p in namespace["model"].parameters()) == 25_557_032 + 80
+
+
+def test_latency_lines_show_the_interval_and_the_noise_rule():
+    import playground as pg
+    from playground.cli import format_comparison, format_report
+    from playground.compare import Comparison, LatencyDelta, ShapeRow, Side
+    from playground.report import Latency
+
+    def lat(median: float, lo: float, hi: float) -> Latency:
+        return Latency(device="cpu", batch=1, dtype="fp32", channels_last=False, compiled=False, threads=2,
+                       median_ms=median, iqr_ms=2.5, median_ci_ms=(lo, hi), throughput=1e3 / median, tflops=None,
+                       times_ms=[median] * 10)
+    r = pg.analyze({"backbone": "resnet18", "img_size": 64})
+    r.latency = lat(80.0, 78.9, 81.25)
+    assert "latency 80.00 ms median (95% CI 78.90-81.25 ms, IQR 2.50 ms, 10 blocks) on cpu" in format_report(r)
+    sides = [Side(name=n, title=n, backbone="resnet18", img_size=64, params=1, params_vs_base=0, macs=1,
+                  macs_vs_base=0, stitched=0, pretrained=False, latency=x)
+             for n, x in (("A", lat(80.0, 78.9, 81.25)), ("B", lat(84.0, 81.0, 86.0)))]
+    shapes = [ShapeRow(point="final", shapes=[[1, 512, 2, 2]] * 2, same=True)]
+    text = format_comparison(Comparison(sides=sides, stages=[], shapes=shapes, latency=[
+        LatencyDelta(side="B", delta_ms=4.0, ratio=1.05, clear=False)]))
+    assert "78.90-81.25 ms" in text and "+4.00 ms ~" in text and "within noise" in text

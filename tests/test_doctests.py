@@ -8,7 +8,9 @@ import importlib
 import pytest
 
 MODULES = ["playground", "playground.build", "playground.analyze", "playground.compare", "playground.export",
-           "playground.predict", "playground.units", "playground.choices", "playground.report", "playground.ui.history"]
+           "playground.predict", "playground.units", "playground.choices", "playground.report",
+           "playground.stats", "playground.compute",
+           "playground.ui.history"]
 
 
 @pytest.mark.parametrize("name", MODULES)

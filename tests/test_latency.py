@@ -1,19 +1,25 @@
-"""Latency measurement: consistent figures, errors, serialised runs. No assertion here is about speed."""
+"""Latency measurement: consistent figures, errors, serialised runs on one thread, the interval of the median and the
+noise rule. No assertion here is about speed."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 from torch import nn
 
+from playground.compute import COMPUTE
 from playground.errors import SpecError
-from playground.latency import Latency, measure_latency
+from playground.latency import MIN_BLOCKS, Latency, difference, measure_latency, measuring_thread
+from playground.stats import _coverage, block_stats, median_interval
 
 FAST = dict(min_run_time=0.05, max_run_time=0.3, warmup=1)  # tiny models: keep the suite quick
-CALLS: list[int] = []  # thread ids of forward calls, module-level so the model's deep copies share it
+CALLS: list[tuple[int, int]] = []  # (thread id, torch threads) of forward calls; module-level: deep copies share it
 
 
 def tiny() -> nn.Module:
@@ -27,13 +33,16 @@ class Recorder(nn.Module):
         self.net = tiny()
 
     def forward(self, x):
-        CALLS.append(threading.get_ident())
+        CALLS.append((threading.get_ident(), torch.get_num_threads()))
         return self.net(x)
 
 
 def check_consistent(r: Latency, batch: int, macs: int | None):
     assert r.median_ms > 0 and r.iqr_ms >= 0
-    assert r.times_ms and all(t > 0 for t in r.times_ms)
+    assert len(r.times_ms) >= MIN_BLOCKS and all(t > 0 for t in r.times_ms)
+    stats = block_stats(r.times_ms)  # the reported figures are the blocks' statistics
+    assert (r.median_ms, r.iqr_ms) == pytest.approx((stats.median, stats.iqr))
+    assert r.median_ci_ms == pytest.approx(stats.median_ci) and r.median_ci_ms[0] <= r.median_ms <= r.median_ci_ms[1]
     assert r.throughput == pytest.approx(batch * 1000 / r.median_ms)
     if macs is None:
         assert r.tflops is None
@@ -51,7 +60,7 @@ def test_cpu_measurement():
     assert torch.get_num_threads() == threads  # restored
     assert model.training and next(model.parameters()).device.type == "cpu"  # the caller's model is untouched
     assert set(dataclasses.asdict(r)) == {"device", "batch", "dtype", "channels_last", "compiled", "threads",
-                                          "median_ms", "iqr_ms", "throughput", "tflops", "times_ms",
+                                          "median_ms", "iqr_ms", "median_ci_ms", "throughput", "tflops", "times_ms",
                                           "started_at", "finished_at"}
     assert 0 < r.started_at < r.finished_at
 
@@ -85,27 +94,120 @@ def test_cuda_unavailable():
     assert measure_latency(tiny(), 16, device="auto", **FAST).device == "cpu"
 
 
-def test_concurrent_measurements_do_not_overlap():
+def test_at_least_min_blocks_however_short_the_time():
+    r = measure_latency(tiny(), 16, device="cpu", min_run_time=0.0, max_run_time=0.0, warmup=0)
+    assert len(r.times_ms) == MIN_BLOCKS
+    check_consistent(r, 1, None)
+
+
+def test_every_run_times_on_the_measuring_thread_with_the_same_settings():
+    """The CLI (main thread), a request thread of the server (a pool) and a plain thread all measure on one
+    dedicated thread, with the torch thread count the caller has (as the CLI's), and one run at a time."""
     CALLS.clear()
-    results, errors = [], []
+    threads = torch.get_num_threads()
+    results = [measure_latency(Recorder(), 16, device="cpu", **FAST)]
+    with ThreadPoolExecutor(2) as pool:
+        results += pool.map(lambda _: measure_latency(Recorder(), 16, device="cpu", **FAST), range(2))
+    worker = threading.Thread(target=lambda: results.append(measure_latency(Recorder(), 16, device="cpu", **FAST)))
+    worker.start()
+    worker.join()
+    assert len(results) == 4 and {r.threads for r in results} == {threads}
+    assert {ident for ident, _ in CALLS} == {measuring_thread().ident} != {threading.get_ident()}
+    assert {n for _, n in CALLS} == {threads}
+    runs = sorted(results, key=lambda r: r.started_at)
+    assert all(a.finished_at <= b.started_at for a, b in zip(runs, runs[1:]))  # never overlapping
 
-    def run():
-        try:
-            results.append(measure_latency(Recorder(), 16, device="cpu", **FAST))
-        except Exception as e:  # surfaced below
-            errors.append(e)
 
-    workers = [threading.Thread(target=run) for _ in range(2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert not errors and len(results) == 2
-    # all forward calls of one measurement come before all of the other's: at most one switch of thread
-    switches = sum(a != b for a, b in zip(CALLS, CALLS[1:]))
-    assert len(set(CALLS)) == 2 and switches == 1
-    first, second = sorted(results, key=lambda r: r.started_at)
-    assert first.finished_at <= second.started_at  # the reported intervals say so too
+class Stamped(nn.Module):
+    """Records when each forward pass ran and says when the first one starts."""
+    def __init__(self, started: threading.Event, stamps: list[float]):
+        super().__init__()
+        self.net, self.started, self.stamps = tiny(), started, stamps
+
+    def __deepcopy__(self, memo):  # the measured copy shares the event and the stamps
+        return Stamped(self.started, self.stamps)
+
+    def forward(self, x):
+        self.started.set()
+        self.stamps.append(time.perf_counter())
+        return self.net(x)
+
+
+def test_a_measurement_has_the_process_to_itself():
+    """Torch work of the library (here a shared section, as build/points/analyze hold) waits while a measurement
+    times, and a measurement waits for the shared work in flight."""
+    started, stamps, results = threading.Event(), [], []
+    worker = threading.Thread(target=lambda: results.append(measure_latency(Stamped(started, stamps), 16,
+                                                                            device="cpu", **FAST)))
+    with COMPUTE.shared():
+        worker.start()
+        time.sleep(0.3)
+        assert not started.is_set()  # waiting for this shared section
+        left = time.perf_counter()
+    assert started.wait(10)
+    with COMPUTE.shared():  # arrives while it times: waits for the end
+        entered = time.perf_counter()
+    worker.join()
+    assert results and min(stamps) > left and max(stamps) < entered
+
+
+def test_measuring_inside_a_shared_section_is_refused():
+    with COMPUTE.shared(), pytest.raises(RuntimeError, match="would wait for itself"):
+        measure_latency(tiny(), 16, device="cpu", **FAST)
+
+
+def test_progress_reaches_the_callers_thread_and_errors_the_caller():
+    seen = []
+    measure_latency(tiny(), 16, device="cpu", progress=lambda f, m: seen.append(threading.get_ident()), **FAST)
+    assert seen and set(seen) == {threading.get_ident()}
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        measure_latency(Broken(), 16, device="cpu", **FAST)
+    assert measure_latency(tiny(), 16, device="cpu", **FAST).median_ms > 0  # the thread lives on
+
+
+@pytest.mark.parametrize("n, ranks", [(6, (1, 6)), (8, (1, 8)), (9, (2, 8)), (10, (2, 9)), (12, (3, 10)),
+                                      (20, (6, 15)), (50, (18, 33)), (100, (40, 61))])
+def test_median_interval_ranks(n, ranks):
+    """Distinct values 1..n, shuffled: the interval is (x(k), x(n-k+1)) with the ranks of the binomial tables."""
+    values = list(range(1, n + 1))
+    random.Random(n).shuffle(values)
+    assert median_interval(values) == ranks
+
+
+def test_median_interval_coverage_is_the_binomials():
+    from scipy.stats import binom
+    for n in range(6, 60):
+        lo, _ = median_interval(range(1, n + 1))
+        assert _coverage(n, lo) == pytest.approx(1 - 2 * binom.cdf(lo - 1, n, 0.5))
+        assert _coverage(n, lo) >= 0.95 and (lo + 1 > n // 2 or _coverage(n, lo + 1) < 0.95)  # the tightest
+
+
+def test_median_interval_needs_six_values():
+    assert median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (1.0, 6.0)
+    with pytest.raises(ValueError, match="at least 6"):
+        median_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def lat(median: float, lo: float, hi: float) -> Latency:
+    return Latency(device="cpu", batch=1, dtype="fp32", channels_last=False, compiled=False, threads=2,
+                   median_ms=median, iqr_ms=hi - lo, median_ci_ms=(lo, hi), throughput=1e3 / median, tflops=None)
+
+
+@pytest.mark.parametrize("a, b, clear, label", [
+    (lat(80, 78, 83), lat(84, 82.5, 86), False, "within noise"),  # +5%, but the intervals overlap
+    (lat(80, 78, 83), lat(83.5, 83.1, 84), True, "slower"),  # +4%, intervals apart
+    (lat(80, 78, 83), lat(70, 69, 78), False, "within noise"),  # touching counts as overlapping
+    (lat(80, 78, 83), lat(70, 69, 77.9), True, "faster"),
+])
+def test_difference_follows_the_intervals(a, b, clear, label):
+    d = difference(a, b)
+    assert (d.clear, d.label) == (clear, label)
+    assert d.delta_ms == pytest.approx(b.median_ms - a.median_ms) and d.ratio == pytest.approx(b.median_ms / 80)
+    assert difference(b, a).clear == clear  # symmetric
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

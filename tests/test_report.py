@@ -70,8 +70,11 @@ def test_compare_four_specs_latency_predictions_and_caveats(chelsea):
     c = pg.compare(*specs, latency={"min_run_time": 0.1, "max_run_time": 1}, images=[chelsea], topk=3)
     assert [s.name for s in c.sides] == ["A", "B", "C", "D"]
     assert [d.side for d in c.latency] == ["B", "C", "D"]
-    assert all(d.spread_ms == pytest.approx(c.sides[0].latency.iqr_ms + s.latency.iqr_ms)
-               and d.clear == (abs(d.delta_ms) > d.spread_ms) for d, s in zip(c.latency, c.sides[1:]))
+    a = c.sides[0].latency
+    for d, s in zip(c.latency, c.sides[1:]):
+        apart = s.latency.median_ci_ms[0] > a.median_ci_ms[1] or a.median_ci_ms[0] > s.latency.median_ci_ms[1]
+        assert d.clear == apart and d.delta_ms == pytest.approx(s.latency.median_ms - a.median_ms)
+        assert d.ratio == pytest.approx(s.latency.median_ms / a.median_ms)
     (row,) = c.predictions
     assert row.agrees_with_a[0] and row.topk_overlap_with_a[0] == 1.0
     assert any("random weights" in x for x in c.caveats) and any("image sizes" in x for x in c.caveats)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import plots, units
 from ..compare import Comparison
+from ..latency import difference
 from ..modules import catalog
 from ..report import Latency, Report
 from ..spec import Spec
@@ -71,17 +72,9 @@ def _card(label: str, value: str, exact: str, delta: str, title: str = "") -> st
             f'<div class="pg-exact">{exact}</div>{delta}</div>')
 
 
-def within_noise(a, b):  # the IQR rule, until Latency carries the interval of its median
-    return abs(a.median_ms - b.median_ms) <= a.iqr_ms + b.iqr_ms
-
-
-def _ci(x: Latency) -> tuple[float, float]:
-    return (getattr(x, "ci_low_ms", x.median_ms), getattr(x, "ci_high_ms", x.median_ms))
-
-
 def _interval(x: Latency) -> str:
-    lo, hi = _ci(x)
-    return f"95% CI {lo:.2f}–{hi:.2f} ms"
+    lo, hi = x.median_ci_ms
+    return f"95% CI of median {lo:.2f}–{hi:.2f} ms"
 
 
 def latency_card(latency: Latency | None, base: Latency | None, modified: bool) -> str:
@@ -91,7 +84,7 @@ def latency_card(latency: Latency | None, base: Latency | None, modified: bool) 
              f"{latency.batch} · {latency.dtype}")
     if base:
         delta = _delta(latency.median_ms - base.median_ms, base.median_ms, lambda v: f"{v:.2f}", " ms",
-                       noise=within_noise(latency, base))
+                       noise=not difference(base, latency).clear)
     else:
         delta = '<div class="pg-delta same">= base (unmodified backbone)</div>' if not modified else ""
     return _card("Latency (median)", units.ms(latency.median_ms), exact, delta)
@@ -271,15 +264,15 @@ def latency_html(latency: Latency | None, base: Latency | None) -> str:
         return '<div class="pg-legend">Not measured yet for this spec. Choose the options and press Measure.</div>'
     rows = [("stitched" if base else "model", latency)] + ([("base", base)] if base else [])
     cells = "".join(
-        f"<tr><td>{n}</td><td>{units.ms(x.median_ms)}</td><td>{_ci(x)[0]:.2f}–{_ci(x)[1]:.2f}</td>"
+        f"<tr><td>{n}</td><td>{units.ms(x.median_ms)}</td><td>{x.median_ci_ms[0]:.2f}–{x.median_ci_ms[1]:.2f}</td>"
         f"<td>{units.ms(x.iqr_ms)}</td><td>{x.throughput:.1f} img/s</td><td>{(x.tflops or 0):.3f}</td></tr>"
         for n, x in rows)
     verdict = ""
     if base:
-        d = latency.median_ms - base.median_ms
-        verdict = (f'<div class="pg-legend">difference {d:+.2f} ms: ' +
-                   ("<b>within noise</b> (the 95% intervals of the medians overlap)" if within_noise(latency, base)
-                    else "<b>clear</b> (the 95% intervals of the medians do not overlap)") + "</div>")
+        d = difference(base, latency)
+        verdict = (f'<div class="pg-legend">difference {d.delta_ms:+.2f} ms ({d.label}): ' +
+                   ("the 95% intervals of the medians do not overlap" if d.clear else
+                    "the 95% intervals of the medians overlap") + "</div>")
     return (f'<table class="pg-table" id="latency-table" data-median-ms="{latency.median_ms:.4f}"'
             f' data-batch="{latency.batch}" data-started="{latency.started_at:.6f}"><tr><th></th>'
             f'<th>median</th><th>95% CI of median (ms)</th><th>IQR</th><th>throughput</th>'
@@ -287,7 +280,7 @@ def latency_html(latency: Latency | None, base: Latency | None) -> str:
             f'<div class="pg-legend">{esc(latency.device)} · batch '
             f'{latency.batch} · {latency.dtype}{" · channels_last" if latency.channels_last else ""}'
             f'{" · torch.compile" if latency.compiled else ""} · {latency.threads} threads · '
-            f'{len(latency.times_ms)} timed blocks (torch.utils.benchmark)</div>')
+            f'{len(latency.times_ms)} timed blocks</div>')
 
 
 def predictions_md(r: Report | None) -> str:

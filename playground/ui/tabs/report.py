@@ -133,7 +133,7 @@ def build_report_tabs(samples: list[str]) -> ReportTabs:
                 channels_last = gr.Checkbox(False, label="channels_last", min_width=100)
                 compile = gr.Checkbox(False, label="torch.compile", min_width=100)
             measure = gr.Button("Measure latency", variant="primary", elem_id="measure")
-            gr.Markdown("Median of timed blocks (torch.utils.benchmark), stitched model and base backbone, with "
+            gr.Markdown("Median of at least 10 timed blocks, stitched model and base backbone, with "
                         "the 95% interval of each median; one measurement runs at a time on this server.",
                         elem_classes="pg-hint")
             latency = gr.HTML(latency_html(None, None), elem_id="latency")
