@@ -1,6 +1,6 @@
 """UI speed: from the Analyze click to rendered results, resnet50 at 224, no latency, in a warm server.
 
-    .venv/bin/python bench/bench_ui.py [--runs 5]
+    PYTHONPATH=. .venv/bin/python bench/bench_ui.py [--runs 5] [--latency-runs 3]   (app.py is at the repo root)
 
 Measured in the browser (Playwright driving /usr/bin/chromium, headless) against the app launched in-process:
 the click and the moment the summary shows the new report are stamped in the page (`performance.now()`), then
