@@ -46,8 +46,11 @@ def resolve(spec_arg: str) -> Spec:
                     f"spec file; presets: {', '.join(preset_files())}")
 
 
-def preset_name(spec: Spec) -> str | None:
-    for name, s in list_presets().items():
-        if s == spec:
-            return name
-    return None
+@lru_cache(maxsize=1)
+def _loaded() -> tuple[tuple[str, Spec], ...]:
+    return tuple(list_presets().items())  # package files: read once per process
+
+
+def preset_name(spec: Spec | None) -> str | None:
+    """The name of the preset this spec is (title included), else None."""
+    return next((name for name, s in _loaded() if s == spec), None)

@@ -141,6 +141,8 @@ def test_history_undo_redo_and_typing_groups():
     assert h.undo().current == "a: 59\n" and h.undo().redo().current == "a: 601"
     assert h.undo().commit("b: 1\n", "preset").can_redo is False  # a new step drops the redo branch
     assert h.commit(h.current) is h
+    big = History.start("x" * 400_000).commit("y" * 400_000).commit("z" * 400_000)  # 1.2 MB of spec text
+    assert big.items == ("y" * 400_000, "z" * 400_000) and big.current == "z" * 400_000  # the oldest went
 
 
 def test_insertion_editor_rows():
@@ -197,6 +199,9 @@ def test_analyze_fills_the_report_and_a_failure_marks_it_stale(panels):
                      progress=None)
     assert set(bad) == {summary.banner, panel.status}  # the old report stays, marked stale
     assert "stale" in bad[summary.banner] and "does not build" in bad[panel.status]
+    unparsed = on_analyze(panel, summary, tabs, "backbone: [resnet18", None, 5, progress=None)
+    assert "stale" in unparsed[summary.banner] and "not valid YAML" in unparsed[panel.status]
+    assert "does not build" not in unparsed[panel.status]  # it did not even parse
 
 
 def test_spec_panel_edits_presets_and_undo(panels):

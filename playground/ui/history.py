@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["History", "LIMIT"]
+__all__ = ["History", "LIMIT", "LIMIT_BYTES"]
 
 LIMIT = 50  # steps kept; the oldest go first
+LIMIT_BYTES = 1 << 20  # and at most this much spec text per page (a spec may be 256 KB): sessions stay small
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class History:
         if source == "yaml" and self.source == "yaml" and self.pos > 0:
             kept = kept[:-1]  # typing goes on: the same step
         items = (kept + (text,))[-LIMIT:]
+        while len(items) > 1 and sum(map(len, items)) > LIMIT_BYTES:
+            items = items[1:]
         return History(items, len(items) - 1, source)
 
     def undo(self) -> History:

@@ -42,14 +42,13 @@ def status_html(spec: Spec | None = None, error: str | None = None, built: bool 
             f'{extra}')
 
 
-def stale_html(error: str | None, title: str | None = None) -> str:
+def stale_html(error: str | None) -> str:
     """The banner over the report: empty while the report is current; after a failed Analyze it says the report
     below is of the previous spec (the page dims it)."""
     if not error:
         return ""
-    shown = f" ({esc(title)})" if title else ""
     return (f'<div class="pg-stale-banner" role="alert"><b>✗ Analyze failed:</b> {esc(error)}'
-            f'<div>The report below is stale: it shows the previous spec{shown}.</div></div>')
+            f'<div>The report below is stale: it shows the previous spec.</div></div>')
 
 
 # ---- summary cards

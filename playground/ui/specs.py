@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import yaml
 
 from ..backbones import default_img_size
+from ..choices import MERGES
 from ..errors import SpecError
 from ..modules import catalog
-from ..presets import list_presets, load_preset, preset_files
+from ..presets import load_preset, preset_files, preset_name
 from ..spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
 from ..weights import pretrained_unavailable
 
@@ -29,7 +29,7 @@ __all__ = ["Controls", "parse_spec", "encode_spec", "decode_spec", "spec_yaml", 
            "COMBINE"]
 
 CUSTOM = "custom"  # the preset menu's value when the spec is no preset
-COMBINE = ("serial", "parallel · add", "parallel · mul", "parallel · concat")
+COMBINE = ("serial",) + tuple(f"parallel · {m}" for m in MERGES)  # the editor's "if several" menu
 _ORDER = ("title", "description", "backbone", "pretrained", "checkpoint", "num_classes", "img_size", "stem",
           "insert", "gate", "head_norm", "drop_path_rate")
 
@@ -96,14 +96,9 @@ def preset_yaml(name: str) -> str:
     return spec_yaml(load_preset(name))
 
 
-@functools.lru_cache(maxsize=1)
-def _presets() -> tuple[tuple[str, Spec], ...]:
-    return tuple(list_presets().items())
-
-
 def matching_preset(spec: Spec | None) -> str:
     """The preset this spec is (title included), else CUSTOM: what the preset menu shows."""
-    return next((name for name, s in _presets() if s == spec), CUSTOM)
+    return preset_name(spec) or CUSTOM
 
 
 # ---- the controls
@@ -291,16 +286,21 @@ def point_choices(backbone: str, img_size: Any = None, stride: Any = None, kerne
     pts = [p.to_dict() for p in (points(backbone, spec.img_size) if stem.is_default() else cached_build(spec).points)]
     by_name = {p["name"]: p for p in pts}
     out: list[tuple[str, str]] = []
+    listed: set[str] = set()
+
+    def add(name: str, label: str) -> None:
+        if name not in listed:
+            listed.add(name)
+            out.append((f"{name}  ·  {label}", name))
     for k, p in enumerate(pts):
         m = _STAGE_BLOCK.fullmatch(p["name"])
         stage = m.group(1) if m else None
-        if stage and (k == 0 or not pts[k - 1]["name"].startswith(stage + ".block")) and stage in by_name:
-            out.append((f"{stage}  ·  {_shape_label(by_name[stage])}", stage))  # the stage heads its blocks
-        if p["name"] not in {v for _, v in out}:
-            out.append((f"{p['name']}  ·  {_shape_label(p)}", p["name"]))
+        if stage in by_name:
+            add(stage, _shape_label(by_name[stage]))  # the stage heads its blocks
+        add(p["name"], _shape_label(p))
         nxt = pts[k + 1]["name"] if k + 1 < len(pts) else ""
         if stage and not nxt.startswith(stage + ".block"):
-            out.append((f"{stage}.block*  ·  after every block of {stage}", f"{stage}.block*"))
+            add(f"{stage}.block*", f"after every block of {stage}")
     return out
 
 

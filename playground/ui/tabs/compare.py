@@ -8,7 +8,7 @@ import gradio as gr
 
 from ... import plots
 from ...spec import Spec
-from ..errors import progress_to, user_errors
+from ..errors import progress_to, shown, user_errors
 from ..render import compare_html
 from ..runs import LATENCY_GROUP, compare_specs
 from ..specs import preset_yaml, spec_yaml
@@ -67,7 +67,7 @@ def on_compare(p: ComparePanel, text_a: str, text_b: str, latency: bool, progres
     c = compare_specs(text_a, text_b, latency=latency, progress=progress_to(progress))
     totals, shapes, preds = compare_html(c)
     for caveat in c.caveats:
-        gr.Info(caveat, title="Compare")
+        gr.Info(shown(caveat), title="Compare")
     return {p.totals: totals, p.shapes: shapes, p.plot: plots.compare_figure(c), p.predictions: preds}
 
 

@@ -164,6 +164,9 @@ def on_analyze(spec_panel: SpecPanel, summary: Summary, tabs: ReportTabs, text: 
     start = time.perf_counter()
     try:
         spec = parse_spec(text)
+    except SpecError as e:  # the status line says so already; the banner marks the report stale
+        return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=str(e))}
+    try:
         report = run_analysis(spec, images=[image] if image else None, topk=int(topk or 5),
                               progress=progress_to(progress))
     except SpecError as e:

@@ -217,7 +217,7 @@ def on_preset(p: SpecPanel, history: History, built: str | None, name: str | Non
     return view(p, history.commit(preset_yaml(name), "preset"), built)
 
 
-def _same_spec(a: str, b: str) -> bool:
+def _texts_agree(a: str, b: str) -> bool:
     """Whether two spec texts are the same spec (the editor may hand back its text with other whitespace)."""
     try:
         return parse_spec(a) == parse_spec(b)
@@ -227,7 +227,7 @@ def _same_spec(a: str, b: str) -> bool:
 
 def on_step(p: SpecPanel, history: History, built: str | None, text: str, back: bool) -> dict:
     """Undo (back) or redo. An edit not committed yet (YAML that does not parse) is undone first."""
-    if back and not _same_spec(text, history.current):
+    if back and not _texts_agree(text, history.current):
         return view(p, history, built)
     return view(p, history.undo() if back else history.redo(), built)
 
