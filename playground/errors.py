@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["SpecError", "close_matches", "first_line", "MAX_MESSAGE_CHARS"]
+__all__ = ["SpecError", "RunError", "close_matches", "first_line", "MAX_MESSAGE_CHARS"]
 
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
 
@@ -18,6 +18,11 @@ class SpecError(ValueError):
             cut = len(message) - MAX_MESSAGE_CHARS + 40
             message = f"{message[:360]} … ({cut:,} characters cut) … {message[-(MAX_MESSAGE_CHARS - 400):]}"
         super().__init__(message)
+
+
+class RunError(RuntimeError):
+    """A request that could not finish although its spec is fine: its worker crashed, or the request overstepped
+    the server's time or memory budget (`playground.workers`). One line meant for the user."""
 
 
 def close_matches(value: str, allowed: Iterable[str], n: int = 3) -> str:

@@ -23,7 +23,7 @@ import timeit
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -34,7 +34,8 @@ from .errors import SpecError, first_line
 from .report import Latency
 from .stats import LatencyDifference, block_stats, difference
 
-__all__ = ["Latency", "measure_latency", "difference", "LatencyDifference", "MIN_BLOCKS", "measuring_thread"]
+__all__ = ["Latency", "measure_latency", "difference", "LatencyDifference", "MIN_BLOCKS", "measuring_thread",
+           "Neighbours", "share_cores_with"]
 
 AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # choices.DTYPES -> autocast dtype
 # At least 10 timed blocks: from 9 on, the 95% order-statistic interval of the median leaves out the fastest and the
@@ -88,6 +89,29 @@ class _Runner:
 
 
 _RUNNER = _Runner()
+
+
+class Neighbours(Protocol):
+    """Other processes' work on the same cores (`playground.workers.Activity`), which a measurement waits out."""
+
+    def wait_idle(self, timeout: float) -> int | None:
+        """Wait until none runs: a token, or None after `timeout` seconds."""
+
+    def idle_since(self, token: int | None) -> bool:
+        """Whether none has run since `wait_idle` gave `token`."""
+
+
+_neighbours: list[Neighbours] = []
+
+
+def share_cores_with(neighbours: Neighbours | None) -> None:
+    """Time each block only while `neighbours` are idle, and time a block again when they ran during it.
+
+    For a worker process whose siblings analyse on the same CPU cores (the app's lanes). Past `max_run_time` of
+    waiting the measurement times what it gets, and counts those blocks in `Latency.contended_blocks`. Threads
+    of this process are kept apart by `playground.compute` instead.
+    """
+    _neighbours[:] = [neighbours] if neighbours is not None else []
 
 
 def measuring_thread() -> threading.Thread | None:
@@ -162,13 +186,28 @@ def _clock(dev: torch.device) -> Callable[[], float]:
 
 
 def _timed_blocks(timer: timeit.Timer, number: int, min_run_time: float, max_run_time: float,
-                  report: ProgressFn) -> list[float]:
-    """Seconds per forward pass of each block: at least MIN_BLOCKS blocks, then until `min_run_time` has passed and
-    the IQR is within IQR_THRESHOLD of the median, or `max_run_time` has."""
+                  report: ProgressFn) -> tuple[list[float], int]:
+    """Seconds per forward pass of each block, and how many of them ran beside other work: at least MIN_BLOCKS
+    blocks, then until `min_run_time` has passed and the IQR is within IQR_THRESHOLD of the median, or
+    `max_run_time` has. With neighbours (`share_cores_with`) a block runs when they are idle and is timed again
+    when they ran during it, for up to `max_run_time` seconds of waiting in all; later blocks count as contended."""
     times: list[float] = []
     spent = reported = 0.0
+    contended = 0
+    neighbours = _neighbours[0] if _neighbours else None
+    patience = time.monotonic() + max_run_time
     while True:
+        token = None
+        if neighbours is not None:
+            token = neighbours.wait_idle(0.0)
+            if token is None:
+                report(0.1 + 0.9 * min(len(times) / MIN_BLOCKS, 1.0), "waiting for analyses to finish")
+                token = neighbours.wait_idle(max(0.0, patience - time.monotonic()))
         block = timer.timeit(number)
+        if neighbours is not None and not neighbours.idle_since(token):
+            if time.monotonic() < patience:
+                continue  # another process computed during the block: time it again
+            contended += 1
         times.append(block / number)
         spent += block
         if spent - reported >= REPORT_EVERY:
@@ -178,15 +217,15 @@ def _timed_blocks(timer: timeit.Timer, number: int, min_run_time: float, max_run
         if len(times) < MIN_BLOCKS:
             continue
         if spent >= max_run_time:
-            return times
+            return times, contended
         stats = block_stats(times)
         if spent >= min_run_time and stats.iqr < IQR_THRESHOLD * stats.median:
-            return times
+            return times, contended
 
 
 def _measure(model: nn.Module, dev: torch.device, amp_dtype: torch.dtype | None, shape: tuple[int, ...],
              channels_last: bool, compile: bool, warmup: int, min_run_time: float, max_run_time: float,
-             report: ProgressFn) -> list[float]:
+             report: ProgressFn) -> tuple[list[float], int]:
     """Copy, warm up and time (on the measuring thread); everything it allocates is freed when it returns."""
     report(0.0, "copying the model")
     net = copy.deepcopy(model).eval().to(dev)
@@ -255,18 +294,18 @@ def measure_latency(
         raise SpecError(f"threads: {threads!r} must be at least 1")
     threads = threads or torch.get_num_threads()
 
-    def job(report: ProgressFn) -> tuple[list[float], float, float]:
+    def job(report: ProgressFn) -> tuple[tuple[list[float], int], float, float]:
         started_at = time.time()
         with _torch_threads(threads):
-            times = _measure(model, dev, amp_dtype, (batch, in_chans, height, width), channels_last, compile,
+            timed = _measure(model, dev, amp_dtype, (batch, in_chans, height, width), channels_last, compile,
                              warmup, min_run_time, max_run_time, report)
         if dev.type == "cuda":
             torch.cuda.empty_cache()  # the copy is gone: hand its memory back before the next run
         finished_at = time.time()
         report(1.0, "done")
-        return times, started_at, finished_at
+        return timed, started_at, finished_at
 
-    times, started_at, finished_at = _on_measuring_thread(job, progress)
+    (times, contended), started_at, finished_at = _on_measuring_thread(job, progress)
     stats = block_stats(times)
     median_ms = stats.median * 1e3
     return Latency(
@@ -284,4 +323,5 @@ def measure_latency(
         times_ms=[t * 1e3 for t in times],
         started_at=started_at,
         finished_at=finished_at,
+        contended_blocks=contended,
     )

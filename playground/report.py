@@ -110,7 +110,9 @@ class Latency:
     (order statistics, binomial coverage; `playground.stats.median_interval`). Two latencies differ clearly only
     when their intervals do not overlap (`playground.latency.difference`). `throughput` is images/s; `tflops` the
     achieved TFLOP/s counting a MAC as 2 FLOPs (None when the MACs are not known); `started_at` / `finished_at` the
-    wall-clock seconds (epoch) this run held the device.
+    wall-clock seconds (epoch) this run held the device. `contended_blocks` counts the blocks in `times_ms` that
+    ran while other work used the same CPU cores (0: the measurement had them to itself; see
+    `playground.latency.share_cores_with`).
     """
     device: str
     batch: int
@@ -126,6 +128,7 @@ class Latency:
     times_ms: list[float] = field(default_factory=list)
     started_at: float = 0.0
     finished_at: float = 0.0
+    contended_blocks: int = 0
 
 
 @dataclass

@@ -125,7 +125,7 @@ def test_pretrained_is_unticked_for_a_backbone_without_weights_here(monkeypatch)
 
 
 def test_point_menu_puts_each_stage_before_its_blocks():
-    names = [v for _, v in specs.point_choices("resnet18")]
+    names = [v for _, v in specs.point_choices(ui.runs.point_dicts(specs.menu_spec("resnet18")))]
     assert names[names.index("stage3"):names.index("stage3") + 4] == [
         "stage3", "stage3.block1", "stage3.block2", "stage3.block*"]
     for k, name in enumerate(names):  # a menu that takes the first substring match gives the exact name

@@ -15,8 +15,9 @@ from torch import nn
 
 from playground.compute import COMPUTE
 from playground.errors import SpecError
-from playground.latency import MIN_BLOCKS, Latency, difference, measure_latency, measuring_thread
+from playground.latency import MIN_BLOCKS, Latency, difference, measure_latency, measuring_thread, share_cores_with
 from playground.stats import _coverage, block_stats, median_interval
+from playground.workers import Activity
 
 FAST = dict(min_run_time=0.05, max_run_time=0.3, warmup=1)  # tiny models: keep the suite quick
 CALLS: list[tuple[int, int]] = []  # (thread id, torch threads) of forward calls; module-level: deep copies share it
@@ -61,7 +62,7 @@ def test_cpu_measurement():
     assert model.training and next(model.parameters()).device.type == "cpu"  # the caller's model is untouched
     assert set(dataclasses.asdict(r)) == {"device", "batch", "dtype", "channels_last", "compiled", "threads",
                                           "median_ms", "iqr_ms", "median_ci_ms", "throughput", "tflops", "times_ms",
-                                          "started_at", "finished_at"}
+                                          "started_at", "finished_at", "contended_blocks"}
     assert 0 < r.started_at < r.finished_at
 
 
@@ -149,6 +150,33 @@ def test_a_measurement_has_the_process_to_itself():
         entered = time.perf_counter()
     worker.join()
     assert results and min(stamps) > left and max(stamps) < entered
+
+
+def test_blocks_wait_for_other_processes_analyses_and_say_when_they_could_not():
+    """With neighbours (the app's analysis workers, `Activity`): no block is timed while one of them runs; when
+    they never stop, the measurement times anyway after max_run_time of waiting and counts those blocks."""
+    activity = Activity.create()
+    share_cores_with(activity)
+    try:
+        def neighbour():  # an analysis from 0.05 s to 0.35 s into the measurement
+            time.sleep(0.05)
+            activity.begin()
+            time.sleep(0.3)
+            activity.end()
+        t = threading.Thread(target=neighbour)
+        t.start()
+        r = measure_latency(tiny(), 32, device="cpu", min_run_time=0.5, max_run_time=5.0, warmup=1)
+        t.join()
+        assert r.contended_blocks == 0 and len(r.times_ms) >= MIN_BLOCKS
+        assert r.finished_at - r.started_at > 0.3  # it waited for the neighbour
+
+        activity.begin()  # a neighbour that never stops
+        r = measure_latency(tiny(), 32, device="cpu", **FAST)
+        activity.end()
+        assert r.contended_blocks == len(r.times_ms) >= MIN_BLOCKS
+    finally:
+        share_cores_with(None)
+        activity.close()
 
 
 def test_measuring_inside_a_shared_section_is_refused():

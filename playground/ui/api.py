@@ -13,8 +13,8 @@ import gradio as gr
 from ..errors import SpecError
 from ..presets import list_presets
 from .errors import user_errors
-from .runs import LATENCY_GROUP, compare_specs, latency_options, run_analysis
-from .specs import parse_spec, spec_yaml
+from .runs import ANALYSIS_QUEUE, LATENCY_QUEUE, compare_specs, latency_options, point_dicts, run_analysis
+from .specs import menu_spec, parse_spec, spec_yaml
 from .uploads import photo_input
 
 __all__ = ["api_analyze", "api_predict", "api_points", "api_presets", "api_compare", "register"]
@@ -42,8 +42,7 @@ def api_predict(spec: str, image: str | None, topk: float = 5) -> str:
 
 def api_points(backbone: str, img_size: int = 0) -> str:
     """The insertion points of a backbone with layout, channels and shape (img_size 0: its default), JSON text."""
-    from ..build import points
-    return json.dumps([p.to_dict() for p in points(backbone, img_size or None)])
+    return json.dumps(point_dicts(menu_spec(backbone, img_size or None)))
 
 
 def api_presets() -> str:
@@ -72,11 +71,11 @@ def register() -> None:
     """Declare the endpoints in the Blocks being built (the page's own events are private)."""
     with gr.Row(visible=False):
         hidden = _PredictInputs(gr.Textbox(), photo_input(), gr.Number(5, precision=0), gr.Textbox(), gr.Button())
-    gr.api(user_errors(api_analyze), api_name="analyze", concurrency_id=LATENCY_GROUP, concurrency_limit=1)
+    gr.api(user_errors(api_analyze), api_name="analyze", **ANALYSIS_QUEUE)
     hidden.go.click(user_errors(api_predict), [hidden.spec, hidden.image, hidden.topk], hidden.out,
-                    api_name="predict", concurrency_id="analyze")
+                    api_name="predict", **ANALYSIS_QUEUE)
     gr.api(user_errors(api_points), api_name="points")
     gr.api(user_errors(api_presets), api_name="presets")
-    gr.api(user_errors(api_compare), api_name="compare", concurrency_id=LATENCY_GROUP, concurrency_limit=1)
+    gr.api(user_errors(api_compare), api_name="compare", **LATENCY_QUEUE)
 
 

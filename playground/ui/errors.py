@@ -1,5 +1,6 @@
-"""Handler errors as the page shows them: a SpecError is one line in domain words; anything else is a short
-internal error (logged with its traceback). Messages are HTML-escaped: Gradio's pop-up renders HTML, and a message
+"""Handler errors as the page shows them: a SpecError (the spec) or a RunError (a worker that crashed or overstepped
+a budget) is one line in domain words; anything else is a short internal error (logged with its traceback).
+Messages are HTML-escaped: Gradio's pop-up renders HTML, and a message
 such as "stage<i>.block<j>" must show its angle brackets."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from ..errors import SpecError, first_line
+from ..errors import RunError, SpecError, first_line
 
 __all__ = ["user_errors", "shown", "progress_to"]
 
@@ -32,6 +33,8 @@ def user_errors(fn: Callable) -> Callable:
             raise
         except SpecError as e:
             raise gr.Error(shown(str(e)), title="Cannot do that", print_exception=False) from None
+        except RunError as e:
+            raise gr.Error(shown(str(e)), title="Stopped", print_exception=False) from None
         except Exception as e:  # a bug, not the user's fault: log it, say so in one line
             log.exception("handler %s failed", fn.__name__)
             raise gr.Error(shown(f"internal error ({type(e).__name__}): {first_line(e)}"),

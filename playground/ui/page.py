@@ -8,11 +8,10 @@ from typing import Any
 
 import gradio as gr
 
-from ..analyze import analyze
 from ..backbones import all_backbones, curated_backbones
 from ..errors import SpecError
 from ..presets import list_presets, load_preset
-from . import api
+from . import api, runs
 from .errors import shown, user_errors
 from .history import History
 from .samples import sample_dir, sample_images
@@ -91,10 +90,9 @@ def launch_kwargs() -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Analyze the default preset once (weights conversion, imports), so the first page load is quick."""
+    """Start the workers and analyse the default preset in each (imports, weight conversion, caches), so that the
+    first page loads are quick."""
     try:
-        analyze(load_preset(DEFAULT_PRESET))
-        from ..build import points
-        points(load_preset(DEFAULT_PRESET).backbone)
+        runs.service().warm(load_preset(DEFAULT_PRESET))
     except Exception:  # warming is best effort; the page reports real errors
         log.exception("warm-up failed")

@@ -1,53 +1,102 @@
-"""Runs of a model on the device. On a ZeroGPU Space these hold a GPU while they run (see `playground.zerogpu`);
-a static analysis (counts, shapes) needs none and stays outside them."""
+"""Where the page's and the API's requests run: in the app's worker processes (`playground.workers`), within the
+app's budgets; the server process holds no models.
+
+On a ZeroGPU Space a GPU is attached only inside `spaces.GPU` functions of the app process (ZeroGPU forks its own
+GPU workers from it, `playground.zerogpu`), so there the runs that use the device (latency, predictions) go
+through `analyze_on_device` / `compare_on_device` instead, and static analyses still go to the workers.
+
+`PLAYGROUND_WORKERS` sets the number of analysis workers (default: one per core, at most 4; `0` runs everything in
+the server process, without the time and memory budgets); `Budgets.from_env` reads the limits.
+"""
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from ..analyze import analyze
+from ..budgets import Budgets
 from ..compare import Comparison, compare, named_specs
+from ..errors import SpecError
 from ..report import Report
 from ..spec import Spec
+from ..workers import Service
+from ..zerogpu import ENABLED as ON_ZEROGPU
 from ..zerogpu import gpu
 from .samples import sample_images
 from .specs import parse_spec
 
-__all__ = ["analyze_on_device", "compare_on_device", "run_analysis", "compare_specs", "latency_options",
-           "GPU_SECONDS", "LATENCY_GROUP"]
+__all__ = ["service", "analyze_on_device", "compare_on_device", "run_analysis", "compare_specs", "point_dicts",
+           "export_to", "latency_options", "GPU_SECONDS", "LATENCY_GROUP", "LATENCY_QUEUE", "ANALYSIS_QUEUE",
+           "WORKERS_ENV"]
 
-LATENCY_GROUP = "latency"  # the queue lane of device runs: one latency run at a time, page and API alike
+LATENCY_GROUP = "latency"
+# Gradio's queue settings of the events. Latency runs: one at a time, in the order asked. Analyses, predictions and
+# exports (and /analyze, whose latency runs wait in the pool's latency lane): the pool's lanes do the waiting, so
+# here the queue only bounds the threads that wait there.
+LATENCY_QUEUE = {"concurrency_id": LATENCY_GROUP, "concurrency_limit": 1}
+ANALYSIS_QUEUE = {"concurrency_id": "analyze", "concurrency_limit": 16}
 GPU_SECONDS = 180  # ZeroGPU: the longest one device run may hold the GPU (latency with torch.compile)
+WORKERS_ENV = "PLAYGROUND_WORKERS"
 
 Progress = Callable[[float, str], None] | None
+_service: list[Service] = []
+_service_lock = threading.Lock()
+
+
+def service() -> Service:
+    """The app's Service, started on first use with the budgets and worker count of the environment."""
+    with _service_lock:
+        if not _service:
+            text = os.environ.get(WORKERS_ENV, "").strip()
+            if text and not text.isdigit():
+                raise SpecError(f"{WORKERS_ENV}: {text!r} is not a number of workers (0 runs in the server)")
+            _service.append(Service(int(text) if text else None, Budgets.from_env()))
+        return _service[0]
 
 
 @gpu(duration=GPU_SECONDS)
 def analyze_on_device(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
                       progress: Progress = None) -> Report:
-    """`analyze` for an analysis that runs the model (a latency run, predictions); holds a GPU on ZeroGPU."""
+    """`analyze` in this process for a run that uses the device, holding a GPU on ZeroGPU."""
     return analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
 
 
 @gpu(duration=GPU_SECONDS)
 def compare_on_device(*specs: Spec, latency: dict | None = None, images: list | None = None,
                       progress: Progress = None) -> Comparison:
-    """`compare` (which runs the models on the sample photos); holds a GPU on ZeroGPU."""
+    """`compare` in this process (it runs the models on the sample photos), holding a GPU on ZeroGPU."""
     return compare(*specs, latency=latency, images=images, progress=progress)
 
 
 def run_analysis(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
                  progress: Progress = None) -> Report:
-    """`analyze`, on the device when it runs the model; a static analysis (counts, shapes) needs no GPU."""
-    if latency or images:
+    """`analyze` within the app's budgets: in a worker, or on ZeroGPU's GPU when it runs the model."""
+    if ON_ZEROGPU and (latency or images):
+        service().check(spec, int((latency or {}).get("batch", 1)))
         return analyze_on_device(spec, latency=latency, images=images, topk=topk, progress=progress)
-    return analyze(spec, topk=topk, progress=progress)
+    return service().analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
 
 
 def compare_specs(*texts: str, latency: bool = False, progress: Progress = None) -> Comparison:
     """`compare` of the page's spec texts on the sample photos (timed when asked), the bad one named."""
     specs = named_specs(texts, parse_spec)
     opts = latency_options() if latency else None
-    return compare_on_device(*specs, latency=opts, images=sample_images(), progress=progress)
+    if ON_ZEROGPU:
+        for spec in specs:
+            service().check(spec)
+        return compare_on_device(*specs, latency=opts, images=sample_images(), progress=progress)
+    return service().compare(specs, latency=opts, images=sample_images(), progress=progress)
+
+
+def point_dicts(spec: Spec) -> list[dict]:
+    """The insertion points of the spec's backbone after its stem change, as plain dicts."""
+    return service().points(spec)
+
+
+def export_to(spec: Spec, fmt: str, path: Path, progress: Progress = None) -> Path:
+    return service().export(spec, fmt, path, progress)
 
 
 def latency_options(device: str = "auto", batch: object = 1, dtype: str = "fp32", channels_last: bool = False,
@@ -56,5 +105,3 @@ def latency_options(device: str = "auto", batch: object = 1, dtype: str = "fp32"
     n = float(batch) if batch not in (None, "") else 1.0
     return {"device": device or "auto", "batch": int(n) if n.is_integer() else n, "dtype": dtype or "fp32",
             "channels_last": bool(channels_last), "compile": bool(compile)}
-
-

@@ -25,7 +25,7 @@ from ..weights import pretrained_unavailable
 
 __all__ = ["Controls", "parse_spec", "encode_spec", "decode_spec", "spec_yaml", "controls_from_spec",
            "spec_from_controls", "inserts_to_rows", "rows_to_inserts", "add_row", "remove_row", "point_choices",
-           "matching_preset", "preset_yaml", "pretrained_note", "untick_unavailable", "tolerant", "CUSTOM",
+           "menu_spec", "matching_preset", "preset_yaml", "pretrained_note", "untick_unavailable", "tolerant", "CUSTOM",
            "COMBINE"]
 
 CUSTOM = "custom"  # the preset menu's value when the spec is no preset
@@ -270,20 +270,20 @@ def _shape_label(p: dict) -> str:
 _STAGE_BLOCK = re.compile(r"(stage\d+)\.block\d+")
 
 
-def point_choices(backbone: str, img_size: Any = None, stride: Any = None, kernel: Any = None,
-                  padding: Any = None) -> list[tuple[str, str]]:
-    """Insertion positions of a backbone (after the stem change) as (label with shape, point name) pairs, as a
+def menu_spec(backbone: str, img_size: Any = None, stride: Any = None, kernel: Any = None,
+              padding: Any = None) -> Spec:
+    """The spec whose points the position menu lists: the backbone after its stem change (validated)."""
+    stem = StemSpec(_opt_int(stride), _opt_int(kernel), _opt_int(padding))
+    return load_spec(Spec(backbone=backbone, img_size=_opt_int(img_size), stem=stem).to_dict())
+
+
+def point_choices(pts: list[dict]) -> list[tuple[str, str]]:
+    """Insertion positions (points as dicts, in forward order) as (label with shape, point name) pairs, as a
     tree: each `stage<i>` (its output) heads its blocks, then `stage<i>.block*` (after every block of the stage).
 
     A name comes before every longer name that contains it, so a menu that filters by substring and takes the
     first match on Enter gives `stage3` for "stage3", not `stage3.block1`.
     """
-    from ..analyze import cached_build
-    from ..build import points
-    stem = StemSpec(_opt_int(stride), _opt_int(kernel), _opt_int(padding))
-    spec = Spec(backbone=backbone, img_size=_opt_int(img_size), stem=stem)
-    load_spec(spec.to_dict())  # validate
-    pts = [p.to_dict() for p in (points(backbone, spec.img_size) if stem.is_default() else cached_build(spec).points)]
     by_name = {p["name"]: p for p in pts}
     out: list[tuple[str, str]] = []
     listed: set[str] = set()

@@ -10,7 +10,7 @@ from ... import plots
 from ...spec import Spec
 from ..errors import progress_to, shown, user_errors
 from ..render import compare_html
-from ..runs import LATENCY_GROUP, compare_specs
+from ..runs import LATENCY_QUEUE, compare_specs
 from ..specs import preset_yaml, spec_yaml
 from .spec import PRIVATE
 
@@ -76,5 +76,5 @@ def wire_compare(p: ComparePanel, playground_yaml: gr.Code) -> None:
         side.preset.input(preset_yaml, side.preset, side.text, **PRIVATE)
         side.copy.click(lambda t: t, playground_yaml, side.text, **PRIVATE)
     p.run.click(user_errors(partial(on_compare, p)), [p.a.text, p.b.text, p.latency],
-                [p.totals, p.shapes, p.plot, p.predictions], concurrency_id=LATENCY_GROUP, concurrency_limit=1,
+                [p.totals, p.shapes, p.plot, p.predictions], **LATENCY_QUEUE,
                 **PRIVATE)

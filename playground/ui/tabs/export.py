@@ -15,9 +15,10 @@ import gradio as gr
 
 from ...choices import EXPORT_LABELS
 from ...errors import SpecError
-from ...export import export, python_snippet
+from ...export import python_snippet
 from ...spec import Spec
 from ..errors import progress_to, shown, user_errors
+from ..runs import ANALYSIS_QUEUE, export_to
 from ..specs import encode_spec, parse_spec
 from .spec import PRIVATE
 
@@ -47,7 +48,7 @@ def export_file(spec: Spec, label: str, progress: Callable[[float, str], None] =
     """Write the spec or the model as the page's export `label` (a key of EXPORT_LABELS) into a fresh folder."""
     if label not in EXPORT_LABELS:
         raise SpecError(f"export: {label!r} is not one of {', '.join(EXPORT_LABELS)}")
-    return export(spec, EXPORT_LABELS[label], _export_dir() / _slug(spec), progress)
+    return export_to(spec, EXPORT_LABELS[label], _export_dir() / _slug(spec), progress)
 
 
 @dataclass
@@ -102,8 +103,7 @@ def on_share(text: str) -> str:
 
 
 def wire_export(p: ExportPanel, playground_yaml: gr.Code) -> None:
-    p.export.click(user_errors(on_export), [playground_yaml, p.fmt], [p.file, p.status], concurrency_id="export",
-                   concurrency_limit=1, **PRIVATE)
+    p.export.click(user_errors(on_export), [playground_yaml, p.fmt], [p.file, p.status], **ANALYSIS_QUEUE, **PRIVATE)
     p.share.click(user_errors(on_share), playground_yaml, p.share_url, **PRIVATE).then(
         None, p.share_url, p.share_url, js="(q) => q ? window.location.origin + window.location.pathname + q : q",
         **PRIVATE)

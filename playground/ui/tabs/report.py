@@ -15,7 +15,7 @@ import gradio as gr
 
 from ... import plots
 from ...choices import BATCH, DEVICES, DTYPES, TOPK
-from ...errors import SpecError
+from ...errors import RunError, SpecError
 from ...report import Report
 from ..errors import progress_to, user_errors
 from ..render import (
@@ -31,7 +31,7 @@ from ..render import (
     tree_html,
     warnings_html,
 )
-from ..runs import LATENCY_GROUP, latency_options, run_analysis
+from ..runs import ANALYSIS_QUEUE, LATENCY_QUEUE, latency_options, run_analysis
 from ..specs import parse_spec, spec_yaml
 from ..uploads import photo_input
 from .spec import PRIVATE, SpecPanel
@@ -171,6 +171,8 @@ def on_analyze(spec_panel: SpecPanel, summary: Summary, tabs: ReportTabs, text: 
                               progress=progress_to(progress))
     except SpecError as e:
         return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=f"does not build: {e}")}
+    except RunError as e:  # a worker crashed or overstepped a budget: the spec may be fine
+        return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=f"stopped: {e}")}
     return (summary.show(report, time.perf_counter() - start) | tabs.show(report)
             | {spec_panel.status: status_html(spec, built=True), spec_panel.built: spec_yaml(spec)})
 
@@ -196,13 +198,12 @@ def wire_report(p: SpecPanel, summary: Summary, tabs: ReportTabs) -> Any:
     analyze = user_errors(partial(on_analyze, p, summary, tabs))
     outputs = _components(summary) | tabs.displays | {p.status, p.built}
     inputs = [p.yaml, tabs.image, tabs.topk]
-    p.toolbar.analyze.click(analyze, inputs, outputs, concurrency_id="analyze", **PRIVATE)
+    p.toolbar.analyze.click(analyze, inputs, outputs, **ANALYSIS_QUEUE, **PRIVATE)
     pred_out = [tabs.pred_plot, tabs.pred_md]
     tabs.image.change(lambda: tabs.show_predictions(None), None, pred_out, **PRIVATE).then(
-        user_errors(partial(on_photo, tabs)), inputs, pred_out, concurrency_id="analyze", trigger_mode="always_last",
+        user_errors(partial(on_photo, tabs)), inputs, pred_out, **ANALYSIS_QUEUE, trigger_mode="always_last",
         **PRIVATE)
     tabs.measure.click(user_errors(partial(on_measure, summary, tabs)),
                        [p.yaml, tabs.device, tabs.batch, tabs.dtype, tabs.channels_last, tabs.compile],
-                       [summary.summary, tabs.latency, tabs.latency_plot], concurrency_id=LATENCY_GROUP,
-                       concurrency_limit=1, **PRIVATE)
-    return lambda dep: dep.then(analyze, inputs, outputs, concurrency_id="analyze", **PRIVATE)
+                       [summary.summary, tabs.latency, tabs.latency_plot], **LATENCY_QUEUE, **PRIVATE)
+    return lambda dep: dep.then(analyze, inputs, outputs, **ANALYSIS_QUEUE, **PRIVATE)

@@ -24,6 +24,7 @@ from ...spec import Spec, load_spec
 from ..errors import user_errors
 from ..history import History
 from ..render import catalog_html, status_html
+from ..runs import point_dicts
 from ..specs import (
     COMBINE,
     CUSTOM,
@@ -31,6 +32,7 @@ from ..specs import (
     add_row,
     controls_from_spec,
     matching_preset,
+    menu_spec,
     parse_spec,
     point_choices,
     preset_yaml,
@@ -235,7 +237,7 @@ def on_step(p: SpecPanel, history: History, built: str | None, text: str, back: 
 def on_points(backbone: str, img_size: Any, stride: Any, kernel: Any, padding: Any, current: str | None):
     """Refresh the position menu for the current backbone; quiet when the backbone is not valid (yet)."""
     try:
-        choices = point_choices(backbone, img_size, stride, kernel, padding)
+        choices = point_choices(point_dicts(menu_spec(backbone, img_size, stride, kernel, padding)))
     except Exception:
         return gr.skip()
     names = [v for _, v in choices]

@@ -1,0 +1,158 @@
+"""Budgets: how big a request the web app accepts, checked before anything real is allocated.
+
+A shared server must refuse a giant model in a second, not discover it when the machine runs out of memory. The
+parameter count and the MACs of a request come from the backbone built on the meta device (shapes, no storage) and
+torch's `FlopCounterMode` over one meta forward pass: about 0.3 s for `vit_huge_patch14_224` (632 M parameters),
+1 s for `eva02_enormous_patch14_clip_224` (4.4 B), and no memory beyond the imports.
+
+The web app and its API read their limits from the environment (`Budgets.from_env`, defaults below, sized for a
+16 GB CPU Space); the CLI and the Python API are unlimited unless asked (`Budgets()`; `--max-params` ...).
+
+    >>> Budgets(max_img_size=512).check_request(load_spec({"backbone": "resnet18", "img_size": 640}))
+    Traceback (most recent call last):
+    ...
+    playground.errors.SpecError: img_size: 640 px is over the limit here, 512 px (PLAYGROUND_MAX_IMG_SIZE); ...
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+
+from .errors import SpecError, first_line
+from .spec import Spec, load_spec
+
+__all__ = ["Budgets", "Estimate", "estimate", "DEFAULTS", "ENV"]
+
+# field -> environment variable of the web app (documented in the README, "Limits")
+ENV = {"max_params_m": "PLAYGROUND_MAX_PARAMS_M", "max_gmacs": "PLAYGROUND_MAX_GMACS",
+       "max_img_size": "PLAYGROUND_MAX_IMG_SIZE", "max_seconds": "PLAYGROUND_MAX_SECONDS",
+       "max_memory_gb": "PLAYGROUND_WORKER_MEMORY_GB"}
+# The web app's defaults, for a 16 GB CPU Space with two analysis workers and one latency worker: ViT-L and
+# ConvNeXt-XL pass, ViT-H/14 at 224 px (632 M, 167 GMACs) passes, ViT-g/14 (1.1 B) and EVA02-E (4.4 B) do not.
+DEFAULTS = {"max_params_m": 700.0, "max_gmacs": 200.0, "max_img_size": 768, "max_seconds": 120.0,
+            "max_memory_gb": 6.0}
+_ADVICE = "run it locally with the CLI, which has no limit"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a request will cost, from the meta device: parameters, and MACs per image (None if not countable there)."""
+    params: int
+    macs: int | None
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits of one request; None means unlimited. `max_gmacs` is per forward pass (MACs per image x batch)."""
+    max_params_m: float | None = None
+    max_gmacs: float | None = None
+    max_img_size: int | None = None
+    max_seconds: float | None = None
+    max_memory_gb: float | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Budgets:
+        """The web app's limits: DEFAULTS, each overridden by its environment variable ("none" lifts it)."""
+        values = {}
+        for name, var in ENV.items():
+            text = env.get(var, "").strip()
+            if not text:
+                values[name] = DEFAULTS[name]
+            elif text.lower() in ("none", "off", "0"):
+                values[name] = None
+            else:
+                try:
+                    values[name] = float(text) if name != "max_img_size" else int(text)
+                except ValueError:
+                    raise SpecError(f"{var}: {text!r} is not a number (or 'none' for no limit)") from None
+                if values[name] <= 0:
+                    raise SpecError(f"{var}: {text!r} must be positive (or 'none' for no limit)")
+        return cls(**values)
+
+    @property
+    def limited(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.max_memory_gb is None else int(self.max_memory_gb * 2 ** 30)
+
+    def check_request(self, spec: Spec) -> None:
+        """What needs no model: the image size."""
+        size = spec.img_size
+        if self.max_img_size is not None and size is not None and size > self.max_img_size:
+            raise SpecError(f"img_size: {size} px is over the limit here, {self.max_img_size} px "
+                            f"({ENV['max_img_size']}); use a smaller img_size, or {_ADVICE}")
+
+    def check(self, spec: Spec | dict | str, batch: int = 1,
+              estimator: Callable[[Spec, float | None], Estimate] | None = None) -> Estimate | None:
+        """Refuse a request over a limit with one line, before building it; the estimate when one was needed.
+        `estimator(spec, max_params)` defaults to `estimate` (in this process)."""
+        spec = load_spec(spec)
+        self.check_request(spec)
+        if self.max_params_m is None and self.max_gmacs is None:
+            return None
+        est = (estimator or estimate)(spec, None if self.max_params_m is None else self.max_params_m * 1e6)
+        if self.max_params_m is not None and est.params > self.max_params_m * 1e6:
+            raise SpecError(f"backbone: {spec.backbone} has {est.params / 1e6:,.1f} M parameters, over the limit "
+                            f"here of {self.max_params_m:,.0f} M ({ENV['max_params_m']}); pick a smaller "
+                            f"backbone, or {_ADVICE}")
+        if self.max_gmacs is not None and est.macs is not None and est.macs * batch > self.max_gmacs * 1e9:
+            per_pass = f"{est.macs / 1e9:,.1f} GMACs per image" + (f" x batch {batch}" if batch > 1 else "")
+            raise SpecError(f"{spec.backbone} at {_size(spec)} needs {per_pass}, over the limit here of "
+                            f"{self.max_gmacs:,.0f} GMACs per forward pass ({ENV['max_gmacs']}); use a smaller "
+                            f"img_size{' or batch' if batch > 1 else ''}, or {_ADVICE}")
+        return est
+
+
+def _size(spec: Spec) -> str:
+    return f"{spec.img_size} px" if spec.img_size else "its default size"
+
+
+def estimate(spec: Spec | dict | str, max_params: float | None = None) -> Estimate:
+    """Parameters and MACs per image of the spec's backbone at its image size, from a meta-device model (MACs left
+    out when the parameters alone are over `max_params`).
+
+    Stitched modules are left out (their parameters are capped by the builder, their MACs are small next to a
+    giant's); a stem change scales the MACs by the change of the first stage's grid area.
+    """
+    import timm
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .backbones import check_backbone, create, create_kwargs, default_img_size
+    spec = load_spec(spec)
+    check_backbone(spec.backbone)
+    size = spec.img_size or default_img_size(spec.backbone)
+    try:
+        with torch.device("meta"):
+            model = create(spec.backbone, timm.create_model, size, **create_kwargs(spec)).eval()
+    except SpecError:
+        raise
+    except Exception as e:
+        raise SpecError(f"backbone: {spec.backbone} cannot be created: {first_line(e)}") from None
+    params = sum(p.numel() for p in model.parameters())
+    if max_params is not None and params > max_params:
+        return Estimate(params, None)  # over already: no need to count the MACs
+    try:
+        x = torch.empty(1, getattr(model, "in_chans", 3), size, size, device="meta")
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        macs = counter.get_total_flops() // 2  # torch counts a multiply-add as 2 FLOPs
+    except Exception:  # data-dependent control flow: no count on the meta device; the other limits still hold
+        return Estimate(params, None)
+    if not spec.stem.is_default():
+        macs = round(macs * _grid_scale(model, size, spec))
+    return Estimate(params, macs)
+
+
+def _grid_scale(model, size: int, spec: Spec) -> float:
+    """How much a stem change multiplies the MACs: the ratio of the first stage's grid areas (1 if unknown)."""
+    from .points import probe
+    from .stem import plan_stem
+    try:
+        plan = plan_stem(probe(model, size, private=True), spec.stem)  # private: probed on the meta device
+    except Exception:  # an invalid stem change is the builder's to explain
+        return 1.0
+    return (plan.grid_after / plan.grid_before) ** 2 if plan.grid_before else 1.0

@@ -1,0 +1,66 @@
+"""What a worker process runs: named jobs over plain data (a Spec in, a Report out), as `playground.workers.serve`
+calls them. Each is the library's own function; arguments and results cross the process boundary pickled."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..budgets import Estimate
+from ..compare import Comparison
+from ..report import Report
+from ..spec import Spec
+
+__all__ = ["JOBS", "job"]
+
+Progress = Callable[[float, str], None] | None
+JOBS: dict[str, Callable[..., Any]] = {}
+
+
+def job(fn: Callable[..., Any]) -> Callable[..., Any]:
+    JOBS[fn.__name__] = fn
+    return fn
+
+
+@job
+def analyze(spec: Spec, latency: dict | None = None, images: list | None = None, topk: int = 5,
+            image_names: list[str] | None = None, progress: Progress = None) -> Report:
+    from ..analyze import analyze
+    return analyze(spec, latency=latency, images=images, topk=topk, image_names=image_names, progress=progress)
+
+
+@job
+def compare(specs: list[Spec], latency: dict | None = None, images: list | None = None,
+            progress: Progress = None) -> Comparison:
+    from ..compare import compare
+    return compare(*specs, latency=latency, images=images, progress=progress)
+
+
+@job
+def points(spec: Spec, progress: Progress = None) -> list[dict]:
+    """The insertion points of the spec's backbone after its stem change (stitching aside), as plain dicts."""
+    from ..analyze import cached_build
+    from ..build import points
+    if spec.stem.is_default():
+        return [p.to_dict() for p in points(spec.backbone, spec.img_size)]
+    return [p.to_dict() for p in cached_build(Spec(backbone=spec.backbone, img_size=spec.img_size,
+                                                   stem=spec.stem)).points]
+
+
+@job
+def export(spec: Spec, fmt: str, path: str, progress: Progress = None) -> Path:
+    from ..export import export
+    return export(spec, fmt, path, progress)
+
+
+@job
+def estimate(spec: Spec, max_params: float | None = None, progress: Progress = None) -> Estimate:
+    from ..budgets import estimate
+    return estimate(spec, max_params)
+
+
+@job
+def warm(spec: Spec, progress: Progress = None) -> None:
+    """Build and analyse a spec once (imports, weight conversion, caches), so a user's first request is quick."""
+    analyze(spec)
+    points(spec)

@@ -1,0 +1,63 @@
+"""A worker process: `python -m playground.workers.serve --fd N [--threads T] [--activity PATH]`.
+
+Started by the pool (`playground.workers.pool`) with one end of a socket pair. It imports torch and the library,
+says ("ready", pid), then runs jobs one at a time: it receives (job name, keyword arguments) and sends
+("progress", fraction, message) while the job runs, then ("ok", result), ("spec_error", line) for the user's
+mistake or ("error", line) for a bug (its traceback goes to stderr, the server's log). It exits when the server
+closes the socket.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import traceback
+from multiprocessing.connection import Connection
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="playground.workers.serve")
+    ap.add_argument("--fd", type=int, required=True)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--activity", default=None, help="the analyses' activity file: time only while they are idle")
+    args = ap.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server decides
+    conn = Connection(socket.socket(fileno=args.fd).detach())
+
+    import torch
+
+    from ..errors import SpecError, first_line
+    from .jobs import JOBS
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.activity:
+        from ..latency import share_cores_with
+        from .activity import Activity
+        share_cores_with(Activity.attach(args.activity))
+    try:
+        conn.send(("ready", os.getpid()))
+    except OSError:  # the server went away while we started
+        return
+
+    def progress(fraction: float, message: str) -> None:
+        conn.send(("progress", fraction, message))
+
+    while True:
+        try:
+            name, kwargs = conn.recv()
+        except (EOFError, OSError):  # the server is gone
+            return
+        try:
+            conn.send(("ok", JOBS[name](**kwargs, progress=progress)))
+        except SpecError as e:
+            conn.send(("spec_error", str(e)))
+        except Exception as e:  # a bug: the traceback to the server's log, one line to the user
+            traceback.print_exc()
+            conn.send(("error", f"internal error ({type(e).__name__}): {first_line(e)}"))
+
+
+if __name__ == "__main__":
+    main()

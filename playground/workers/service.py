@@ -1,0 +1,88 @@
+"""What the web app asks of the library, within its budgets, in worker processes: the server's one door to torch.
+
+`Service` checks a request against the budgets first (image size here; parameters and MACs from a meta-device
+estimate, computed once per backbone and size in a worker and kept), then runs it in a lane of the pool: a
+latency run in the latency lane, everything else in the analysis lane, routed by backbone to warm caches. With
+`workers=0` everything runs in this process (debugging; the budgets of time and memory then do not apply).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..budgets import Budgets, Estimate
+from ..cache import LRU
+from ..compare import Comparison
+from ..report import Report
+from ..spec import Spec
+from . import jobs
+from .pool import WorkerPool
+
+__all__ = ["Service"]
+
+Progress = Callable[[float, str], None] | None
+ESTIMATES = 512  # budget estimates kept (a few hundred bytes each)
+
+
+class Service:
+    """The app's analyses, comparisons, point menus and exports, within `budgets`, in `workers` processes."""
+
+    def __init__(self, workers: int | None = None, budgets: Budgets | None = None):
+        self.budgets = budgets or Budgets()
+        self.pool = WorkerPool(workers, self.budgets) if workers != 0 else None
+        self._estimates: LRU[Estimate] = LRU(ESTIMATES)
+
+    def _run(self, job: str, *, lane: str = "analysis", key: str | None = None, what: str = "analysis",
+             progress: Progress = None, **kwargs: Any) -> Any:
+        if self.pool is None:
+            return jobs.JOBS[job](**kwargs, progress=progress)
+        return self.pool.run(job, lane=lane, key=key, what=what, progress=progress, **kwargs)
+
+    def _estimate(self, spec: Spec, max_params: float | None) -> Estimate:
+        key = (spec.backbone, spec.img_size, spec.stem, spec.num_classes, max_params)
+        return self._estimates.get_or_make(key, lambda: self._run(
+            "estimate", key=spec.backbone, what="size check", spec=spec, max_params=max_params))
+
+    def check(self, spec: Spec, batch: int = 1) -> None:
+        """Refuse a spec over the budgets, with one line, before anything is built."""
+        self.budgets.check(spec, batch, self._estimate)
+
+    def analyze(self, spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
+                image_names: list[str] | None = None, progress: Progress = None) -> Report:
+        self.check(spec, int((latency or {}).get("batch", 1)))
+        return self._run("analyze", lane="latency" if latency else "analysis", key=spec.backbone,
+                         what="latency run" if latency else "prediction" if images else "analysis",
+                         progress=progress, spec=spec, latency=latency, images=images, topk=topk,
+                         image_names=image_names)
+
+    def compare(self, specs: list[Spec], *, latency: dict | None = None, images: list | None = None,
+                progress: Progress = None) -> Comparison:
+        for spec in specs:
+            self.check(spec, int((latency or {}).get("batch", 1)))
+        return self._run("compare", lane="latency" if latency else "analysis", key=specs[0].backbone,
+                         what="comparison", progress=progress, specs=specs, latency=latency, images=images)
+
+    def points(self, spec: Spec) -> list[dict]:
+        """The insertion points of the spec's backbone after its stem change, as plain dicts."""
+        self.check(spec)
+        return self._run("points", key=spec.backbone, what="point list", spec=spec)
+
+    def export(self, spec: Spec, fmt: str, path: str | Path, progress: Progress = None) -> Path:
+        if fmt not in ("yaml", "python"):
+            self.check(spec)
+        return self._run("export", key=spec.backbone, what="export", progress=progress, spec=spec, fmt=fmt,
+                         path=str(path))
+
+    def warm(self, spec: Spec) -> None:
+        """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
+        users' requests are quick. Best effort: a failure is logged by the caller."""
+        n = self.pool.workers if self.pool is not None else 1
+        with ThreadPoolExecutor(n) as ex:
+            for f in [ex.submit(self._run, "warm", key=spec.backbone, what="warm-up", spec=spec) for _ in range(n)]:
+                f.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
