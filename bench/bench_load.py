@@ -103,11 +103,13 @@ def rss_mib(pid: int) -> float:
 class Server:
     """`python app.py` on a free loopback port, stopped on exit."""
 
-    def __init__(self, start_timeout: float = 180.0):
+    def __init__(self, start_timeout: float = 180.0, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-               "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+               "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               **(env or {})}
+        self.started = time.monotonic()
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)

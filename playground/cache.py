@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["LRU"]
+__all__ = ["LRU", "clear_all"]
 
 V = TypeVar("V")
 
@@ -19,6 +20,7 @@ class LRU(Generic[V]):
         self.size = size
         self._data: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        _ALL.add(self)
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
@@ -46,3 +48,12 @@ class LRU(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+_ALL: weakref.WeakSet[LRU] = weakref.WeakSet()
+
+
+def clear_all() -> None:
+    """Empty every LRU of the process (a worker over its memory budget drops its cached models)."""
+    for cache in list(_ALL):
+        cache.clear()

@@ -80,6 +80,16 @@ class _Worker:
         return m.rss - getattr(m, "shared", 0)
 
     def stop(self) -> None:
+        import psutil
+        try:  # its own children too (torch.compile's compile workers)
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -221,9 +231,10 @@ class WorkerPool:
         self.budgets = budgets or Budgets()
         self.workers = workers or default_workers(cores)
         self.activity = Activity.create()
+        memory = ["--memory", str(self.budgets.memory_bytes or 0)]
         self.lanes = {
-            "analysis": Lane("analysis", self.workers, ["--threads", str(max(1, cores // self.workers))]),
-            "latency": Lane("latency", 1, ["--threads", str(cores), "--activity", self.activity.path]),
+            "analysis": Lane("analysis", self.workers, ["--threads", str(max(1, cores // self.workers)), *memory]),
+            "latency": Lane("latency", 1, ["--threads", str(cores), "--activity", self.activity.path, *memory]),
         }
 
     def run(self, job: str, *, lane: str = "analysis", key: str | None = None, what: str = "analysis",

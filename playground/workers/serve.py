@@ -1,10 +1,14 @@
-"""A worker process: `python -m playground.workers.serve --fd N [--threads T] [--activity PATH]`.
+"""A worker process: `python -m playground.workers.serve --fd N [--threads T] [--activity PATH] [--memory BYTES]`.
 
 Started by the pool (`playground.workers.pool`) with one end of a socket pair. It imports torch and the library,
 says ("ready", pid), then runs jobs one at a time: it receives (job name, keyword arguments) and sends
 ("progress", fraction, message) while the job runs, then ("ok", result), ("spec_error", line) for the user's
 mistake or ("error", line) for a bug (its traceback goes to stderr, the server's log). It exits when the server
 closes the socket.
+
+Its caches (built models, reports) count against its memory budget, which the pool enforces by stopping it: so
+after a job that leaves it above `TRIM_AT` of the budget it empties them, and the next user's request is not
+stopped for models that earlier users left behind.
 """
 from __future__ import annotations
 
@@ -15,7 +19,31 @@ import socket
 import traceback
 from multiprocessing.connection import Connection
 
-__all__ = ["main"]
+__all__ = ["main", "TRIM_AT"]
+
+TRIM_AT = 0.5  # of the memory budget: above it after a job, the worker drops its cached models
+
+
+def _own_memory() -> int:
+    import psutil
+    m = psutil.Process().memory_info()
+    return m.rss - getattr(m, "shared", 0)
+
+
+def _trim(budget: int) -> None:
+    """Drop cached models when this process holds more than TRIM_AT of `budget`, and give the memory back."""
+    if _own_memory() <= TRIM_AT * budget:
+        return
+    import ctypes
+    import gc
+
+    from ..cache import clear_all
+    clear_all()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed arenas otherwise; elsewhere nothing to do
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fd", type=int, required=True)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--activity", default=None, help="the analyses' activity file: time only while they are idle")
+    ap.add_argument("--memory", type=int, default=0, help="the memory budget in bytes (0: none)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the server decides
     conn = Connection(socket.socket(fileno=args.fd).detach())
@@ -57,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as e:  # a bug: the traceback to the server's log, one line to the user
             traceback.print_exc()
             conn.send(("error", f"internal error ({type(e).__name__}): {first_line(e)}"))
+        if args.memory:
+            _trim(args.memory)
 
 
 if __name__ == "__main__":
