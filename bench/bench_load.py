@@ -1,10 +1,11 @@
-"""Load: concurrent API users against a local server, then the server's memory over many different specs.
+"""Load: concurrent API users against a local server (the app's worker processes), giants among them, then the
+server's memory over many different specs.
 
-    .venv/bin/python bench/bench_load.py [--duration 60] [--users 8] [--max-requests 2000]
+    .venv/bin/python bench/bench_load.py [--duration 60] [--users 8] [--giant-duration 40] [--max-requests 2000]
                                          [--memory-requests 200] [--sample-every 10] [--json out.json]
 
-Starts `app.py` in a subprocess on a free loopback port (127.0.0.1 only) and waits until it answers; everything
-is bounded in time and count, and the server is stopped at the end whatever happens.
+Starts `app.py` in a subprocess on a free loopback port (127.0.0.1 only) with the app's default budgets and waits
+until it answers; everything is bounded in time and count, and the server is stopped at the end whatever happens.
 
 1. Load: `--users` gradio_client users, each in its own thread with its own client, for `--duration` seconds (or
    `--max-requests` in all), each doing a fixed-seed mix of
@@ -12,15 +13,18 @@ is bounded in time and count, and the server is stopped at the end whatever happ
    - `/analyze` with `latency=True` (CPU, batch 1) of small models,
    - `/predict` with the bundled EfficientNet-Lite0 on scikit-image's photos saved as PNG files.
    Reported: requests and errors per endpoint, p50 / p95 / max latency of the request as the client sees it
-   (queueing included), and whether any two latency measurements overlapped: every `latency` in the answers
-   carries `started_at` / `finished_at` (when the server's measurement section began and ended), and the
-   intervals of all users are compared pairwise.
-2. Memory: `--memory-requests` sequential `/analyze` requests cycling through 20 different specs (small to medium
+   (queueing included); whether any two latency measurements overlapped (every `latency` in the answers carries
+   `started_at` / `finished_at`, compared pairwise); and how many timed blocks ran beside an analysis
+   (`contended_blocks`: 0 means no measurement shared the cores with an analysis).
+2. Giants: 5 users of the same mix alone for `--giant-duration` seconds, then the same 5 while 3 more users keep
+   asking for giant models (ViT-g/14 at 518 px, EVA02-E, ViT-H/14 at 448 px, ConvNeXt-XXL), which the budgets
+   refuse. Reported: the giants' refusal times, and the 5 users' p95 without and with them.
+3. Memory: `--memory-requests` sequential `/analyze` requests cycling through 20 different specs (small to medium
    backbones, image sizes, insertions), sampling the server's resident memory (VmRSS of its process) every
-   `--sample-every` requests. Each spec misses the server's model caches (3 built models, 4 base models) when
-   its turn comes again, so every request builds; the report cache (32) holds all 20 reports.
+   `--sample-every` requests.
 
-Exits with status 1 when a request failed or two latency runs overlapped. Numbers go to BENCHMARKS.md ("Load").
+Exits with status 1 when a request failed, two latency runs overlapped or a giant was not refused. Numbers go to
+BENCHMARKS.md ("Load").
 """
 from __future__ import annotations
 
@@ -57,6 +61,14 @@ LATENCY_SPECS = [
     "backbone: efficientnet_lite0\nimg_size: 96\ninsert:\n  - {at: final, module: eca}\n",
 ]
 MIX = (("analyze", 0.45), ("latency", 0.15), ("predict", 0.40))
+# Over the app's default budgets (700 M parameters, 200 GMACs per forward pass): refused before anything is built.
+GIANT_SPECS = [
+    "backbone: vit_giant_patch14_dinov2\nimg_size: 518\n",
+    "backbone: eva02_enormous_patch14_clip_224\n",
+    "backbone: vit_huge_patch14_224\nimg_size: 448\n",
+    "backbone: convnext_xxlarge\n",
+]
+NORMAL_USERS, GIANT_USERS = 5, 3
 
 # Memory phase: 20 different specs, small to medium backbones.
 MEMORY_SPECS = [
@@ -123,6 +135,7 @@ class Server:
                 raise RuntimeError(f"the server exited with status {self.proc.returncode}:\n{self.tail()}")
             try:
                 if httpx.get(self.url + "config", timeout=2).status_code == 200:
+                    self.ready_after = time.monotonic() - self.started
                     return
             except httpx.HTTPError:
                 pass
@@ -168,40 +181,52 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def load_phase(url: str, users: int, duration: float, max_requests: int, images: list[str], seed: int) -> dict:
+def load_phase(url: str, users: int, duration: float, max_requests: int, images: list[str], seed: int,
+               giants: int = 0) -> dict:
+    """`users` users of the mix (and `giants` users asking for giant models) for `duration` seconds."""
     from gradio_client import Client, handle_file
 
     deadline = time.monotonic() + duration
     budget = itertools.count()  # shared request counter, bounded by max_requests
     records: list[dict] = []
     lock = threading.Lock()
-    ready = threading.Barrier(users)
+    ready = threading.Barrier(users + giants)
 
-    def user(k: int) -> None:
+    def one(client, rng: random.Random, kind: str, rec: dict) -> None:
+        if kind == "analyze":
+            r = json.loads(client.predict(rng.choice(ANALYZE_SPECS), api_name="/analyze"))
+            assert r["params"]["total"] > 0 and r["latency"] is None
+        elif kind == "latency":
+            r = json.loads(client.predict(rng.choice(LATENCY_SPECS), True, "cpu", 1, "fp32", api_name="/analyze"))
+            lat = r["latency"]
+            assert lat["median_ms"] > 0
+            rec["interval"] = (lat["started_at"], lat["finished_at"])
+            rec["blocks"], rec["contended"] = len(lat["times_ms"]), lat["contended_blocks"]
+        elif kind == "predict":
+            photo = rng.choice(images)
+            r = json.loads(client.predict("efficientnet_lite0", handle_file(photo), 3, api_name="/predict"))
+            top = r["predictions"][0]["top"]
+            assert len(top) == 3 and r["pretrained"]
+            rec["top1"] = (Path(photo).stem, top[0]["label"])
+        else:  # a giant: must be refused by a budget, in one line
+            from gradio_client.exceptions import AppError
+            try:
+                client.predict(rng.choice(GIANT_SPECS), api_name="/analyze")
+            except AppError as e:
+                assert "limit here" in str(e) and "\n" not in str(e).strip(), str(e)
+            else:
+                raise AssertionError("a giant model was analysed, not refused")
+
+    def user(k: int, giant: bool) -> None:
         rng = random.Random(seed * 1000 + k)
         client = Client(url, verbose=False)
         ready.wait(timeout=120)
         while time.monotonic() < deadline and next(budget) < max_requests:
-            kind = rng.choices([m for m, _ in MIX], [w for _, w in MIX])[0]
+            kind = "giant" if giant else rng.choices([m for m, _ in MIX], [w for _, w in MIX])[0]
             t0 = time.perf_counter()
             rec: dict = {"user": k, "kind": kind, "ok": True}
             try:
-                if kind == "analyze":
-                    spec = rng.choice(ANALYZE_SPECS)
-                    r = json.loads(client.predict(spec, api_name="/analyze"))
-                    assert r["params"]["total"] > 0 and r["latency"] is None
-                elif kind == "latency":
-                    spec = rng.choice(LATENCY_SPECS)
-                    r = json.loads(client.predict(spec, True, "cpu", 1, "fp32", api_name="/analyze"))
-                    lat = r["latency"]
-                    assert lat["median_ms"] > 0
-                    rec["interval"] = (lat["started_at"], lat["finished_at"])
-                else:
-                    photo = rng.choice(images)
-                    r = json.loads(client.predict("efficientnet_lite0", handle_file(photo), 3, api_name="/predict"))
-                    top = r["predictions"][0]["top"]
-                    assert len(top) == 3 and r["pretrained"]
-                    rec["top1"] = (Path(photo).stem, top[0]["label"])
+                one(client, rng, kind, rec)
             except Exception as e:  # counted and reported
                 rec["ok"], rec["error"] = False, f"{type(e).__name__}: {str(e)[:300]}"
             rec["seconds"] = time.perf_counter() - t0
@@ -209,7 +234,7 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
             with lock:
                 records.append(rec)
 
-    threads = [threading.Thread(target=user, args=(k,), daemon=True) for k in range(users)]
+    threads = [threading.Thread(target=user, args=(k, k >= users), daemon=True) for k in range(users + giants)]
     started = time.time()
     for t in threads:
         t.start()
@@ -221,19 +246,25 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
     overlaps = [(a, b) for a, b in itertools.combinations(intervals, 2) if a[0] < b[1] and b[0] < a[1]]
     gaps = [b[0] - a[1] for a, b in zip(intervals, intervals[1:])]
     by_kind = {}
-    for kind, _ in MIX:
+    normal = [r for r in records if r["kind"] != "giant"]
+    for kind in [m for m, _ in MIX] + (["giant"] if giants else []):
         rs = [r for r in records if r["kind"] == kind]
-        ok = [r["seconds"] for r in rs if r["ok"]]
-        by_kind[kind] = {"requests": len(rs), "errors": sum(not r["ok"] for r in rs),
-                         "p50_s": percentile(ok, 50) if ok else None, "p95_s": percentile(ok, 95) if ok else None,
-                         "max_s": max(ok) if ok else None}
+        by_kind[kind] = {"requests": len(rs), "errors": sum(not r["ok"] for r in rs), **_spread(rs)}
     top1 = sorted({f"{photo} -> {label}" for r in records if "top1" in r for photo, label in [r["top1"]]})
-    return {"users": users, "duration_s": duration, "wall_s": wall, "requests": len(records),
+    return {"users": users, "giants": giants, "duration_s": duration, "wall_s": wall, "requests": len(records),
             "errors": sum(not r["ok"] for r in records), "throughput_rps": len(records) / wall,
-            "by_kind": by_kind, "latency_runs": len(intervals), "latency_overlaps": len(overlaps),
-            "min_gap_between_latency_runs_s": min(gaps) if gaps else None,
+            "by_kind": by_kind, "normal": _spread(normal), "latency_runs": len(intervals),
+            "latency_overlaps": len(overlaps), "min_gap_between_latency_runs_s": min(gaps) if gaps else None,
+            "timed_blocks": sum(r.get("blocks", 0) for r in records),
+            "contended_blocks": sum(r.get("contended", 0) for r in records),
             "latency_busy_fraction": sum(b - a for a, b in intervals) / wall, "predictions": top1,
             "error_samples": [r["error"] for r in records if not r["ok"]][:5]}
+
+
+def _spread(records: list[dict]) -> dict:
+    ok = [r["seconds"] for r in records if r["ok"]]
+    return {"p50_s": percentile(ok, 50) if ok else None, "p95_s": percentile(ok, 95) if ok else None,
+            "max_s": max(ok) if ok else None}
 
 
 # ---- phase 2: memory over many specs
@@ -266,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load phase (default 60)")
     ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--giant-duration", type=float, default=40.0, help="seconds of each giants phase; 0 skips")
     ap.add_argument("--max-requests", type=int, default=2000, help="at most this many load-phase requests")
     ap.add_argument("--memory-requests", type=int, default=200, help="0 skips the memory phase")
     ap.add_argument("--sample-every", type=int, default=10)
@@ -278,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg(),
                                 "python": platform.python_version()}}
     server = Server()
+    result["startup_s"] = server.ready_after
     try:
         import gradio
         import torch
@@ -287,8 +320,15 @@ def main(argv: list[str] | None = None) -> int:
             images = photos(Path(tmp))
             print(f"load: {args.users} users for {args.duration:.0f} s against {server.url} ...", flush=True)
             result["load"] = load_phase(server.url, args.users, args.duration, args.max_requests, images, args.seed)
-        result["machine"]["load_avg_after_load"] = os.getloadavg()
-        result["server_rss_after_load_mib"] = rss_mib(server.proc.pid)
+            result["machine"]["load_avg_after_load"] = os.getloadavg()
+            result["server_rss_after_load_mib"] = rss_mib(server.proc.pid)
+            if args.giant_duration:
+                print(f"giants: {NORMAL_USERS} users for {args.giant_duration:.0f} s alone, then with "
+                      f"{GIANT_USERS} users asking for giants ...", flush=True)
+                result["alone"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
+                                             images, args.seed + 1)
+                result["giants"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
+                                              images, args.seed + 1, giants=GIANT_USERS)
         if args.memory_requests:
             print(f"memory: {args.memory_requests} requests over {len(MEMORY_SPECS)} specs ...", flush=True)
             result["memory"] = memory_phase(server.url, server.proc.pid, args.memory_requests, args.sample_every)
@@ -299,13 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    failed = result["load"]["errors"] or result["load"]["latency_overlaps"] or (
+    phases = [result[k] for k in ("load", "alone", "giants") if k in result]
+    failed = any(p["errors"] or p["latency_overlaps"] for p in phases) or (
         args.memory_requests and result["memory"]["errors"])
     return 1 if failed else 0
 
 
 def report(result: dict) -> None:
     m, load = result["machine"], result["load"]
+    print(f"server: serving {result['startup_s']:.1f} s after `python app.py`")
     print(f"\nmachine: {m['cpus']} CPUs, load average {m['load_avg_before'][0]:.2f} before, "
           f"{m['load_avg_after_load'][0]:.2f} after the load phase; torch {m['torch']}, gradio {m['gradio']}")
     print(f"load: {load['users']} users, {load['wall_s']:.1f} s, {load['requests']} requests "
@@ -321,9 +363,23 @@ def report(result: dict) -> None:
     print(f"latency runs: {load['latency_runs']}, overlapping pairs: {load['latency_overlaps']}"
           + (f", smallest gap between two runs {gap * 1e3:.1f} ms" if gap is not None else "")
           + f"; a measurement was running {load['latency_busy_fraction']:.0%} of the time")
+    print(f"timed blocks: {load['timed_blocks']}, of which beside an analysis: {load['contended_blocks']}")
     print("predictions:", "; ".join(load["predictions"]))
     for e in load["error_samples"]:
         print("  error:", e)
+    if "giants" in result:
+        alone, giants = result["alone"], result["giants"]
+        g = giants["by_kind"]["giant"]
+        change = giants["normal"]["p95_s"] / alone["normal"]["p95_s"] - 1
+        print(f"\ngiants: {g['requests']} giant requests, {g['errors']} not refused as they should be; refused in "
+              f"p50 {g['p50_s']:.2f} s, p95 {g['p95_s']:.2f} s, max {g['max_s']:.2f} s")
+        print(f"the {alone['users']} other users: p50 {alone['normal']['p50_s']:.2f} s / p95 "
+              f"{alone['normal']['p95_s']:.2f} s alone ({alone['requests']} requests), p50 "
+              f"{giants['normal']['p50_s']:.2f} s / p95 {giants['normal']['p95_s']:.2f} s beside the giants "
+              f"({giants['requests'] - g['requests']} requests): p95 {change:+.0%}; errors {alone['errors']} / "
+              f"{giants['errors']}")
+        for e in alone["error_samples"] + giants["error_samples"]:
+            print("  error:", e)
     mem = result.get("memory")
     if mem:
         print(f"\nmemory: {mem['requests']} /analyze requests over {mem['specs']} specs, {mem['errors']} errors, "

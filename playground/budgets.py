@@ -11,13 +11,13 @@ The web app and its API read their limits from the environment (`Budgets.from_en
     >>> Budgets(max_img_size=512).check_request(load_spec({"backbone": "resnet18", "img_size": 640}))
     Traceback (most recent call last):
     ...
-    playground.errors.SpecError: img_size: 640 px is over the limit here, 512 px (PLAYGROUND_MAX_IMG_SIZE); ...
+    playground.errors.SpecError: img_size: 640 px is over the limit here, 512 px (--max-img-size); use a ...
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .errors import SpecError, first_line
 from .spec import Spec, load_spec
@@ -50,6 +50,7 @@ class Budgets:
     max_img_size: int | None = None
     max_seconds: float | None = None
     max_memory_gb: float | None = None
+    from_environment: bool = False  # the web app's (messages name the variables), else the caller's options
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Budgets:
@@ -68,11 +69,18 @@ class Budgets:
                     raise SpecError(f"{var}: {text!r} is not a number (or 'none' for no limit)") from None
                 if values[name] <= 0:
                     raise SpecError(f"{var}: {text!r} must be positive (or 'none' for no limit)")
-        return cls(**values)
+        return cls(**values, from_environment=True)
 
     @property
     def limited(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in fields(self))
+        return any(getattr(self, name) is not None for name in ENV)
+
+    def _name(self, field: str) -> str:
+        """How the user sets this limit: the environment variable, or the option."""
+        return ENV[field] if self.from_environment else "--" + field.replace("_", "-")
+
+    def _advice(self, change: str) -> str:
+        return f"{change}, or {_ADVICE}" if self.from_environment else change
 
     @property
     def memory_bytes(self) -> int | None:
@@ -83,7 +91,7 @@ class Budgets:
         size = spec.img_size
         if self.max_img_size is not None and size is not None and size > self.max_img_size:
             raise SpecError(f"img_size: {size} px is over the limit here, {self.max_img_size} px "
-                            f"({ENV['max_img_size']}); use a smaller img_size, or {_ADVICE}")
+                            f"({self._name('max_img_size')}); {self._advice('use a smaller img_size')}")
 
     def check(self, spec: Spec | dict | str, batch: int = 1,
               estimator: Callable[[Spec, float | None], Estimate] | None = None) -> Estimate | None:
@@ -96,13 +104,13 @@ class Budgets:
         est = (estimator or estimate)(spec, None if self.max_params_m is None else self.max_params_m * 1e6)
         if self.max_params_m is not None and est.params > self.max_params_m * 1e6:
             raise SpecError(f"backbone: {spec.backbone} has {est.params / 1e6:,.1f} M parameters, over the limit "
-                            f"here of {self.max_params_m:,.0f} M ({ENV['max_params_m']}); pick a smaller "
-                            f"backbone, or {_ADVICE}")
+                            f"here of {self.max_params_m:,.0f} M ({self._name('max_params_m')}); "
+                            f"{self._advice('pick a smaller backbone')}")
         if self.max_gmacs is not None and est.macs is not None and est.macs * batch > self.max_gmacs * 1e9:
             per_pass = f"{est.macs / 1e9:,.1f} GMACs per image" + (f" x batch {batch}" if batch > 1 else "")
             raise SpecError(f"{spec.backbone} at {_size(spec)} needs {per_pass}, over the limit here of "
-                            f"{self.max_gmacs:,.0f} GMACs per forward pass ({ENV['max_gmacs']}); use a smaller "
-                            f"img_size{' or batch' if batch > 1 else ''}, or {_ADVICE}")
+                            f"{self.max_gmacs:,.0f} GMACs per forward pass ({self._name('max_gmacs')}); "
+                            f"{self._advice('use a smaller img_size' + (' or batch' if batch > 1 else ''))}")
         return est
 
 

@@ -38,6 +38,23 @@ def _latency_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5)
 
 
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("limits", "refuse a spec over a limit before building it (default: no limit)")
+    g.add_argument("--max-params-m", type=float, default=None, help="parameters, in millions")
+    g.add_argument("--max-gmacs", type=float, default=None, help="GMACs per forward pass (per image x batch)")
+    g.add_argument("--max-img-size", type=int, default=None, help="input size in pixels")
+    g.add_argument("--app-limits", action="store_true",
+                   help="the web app's limits (PLAYGROUND_MAX_* environment variables, else their defaults)")
+
+
+def _check_budgets(args, specs: Sequence) -> None:
+    from .budgets import Budgets
+    budgets = Budgets.from_env() if args.app_limits else Budgets(
+        max_params_m=args.max_params_m, max_gmacs=args.max_gmacs, max_img_size=args.max_img_size)
+    for spec in specs:
+        budgets.check(spec, args.batch if args.latency else 1)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="playground", description="Stitch modules into timm backbones and see the numbers.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -50,11 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--depth", type=int, default=3, help="depth of the layer table")
     r.add_argument("--tree", action="store_true", help="also print the module tree")
     r.add_argument("--summary", action="store_true", help="also print the torchinfo layer table")
+    _budget_args(r)
 
     c = sub.add_parser("compare", help="two to four specs side by side (against the first)")
     c.add_argument("specs", nargs="+", metavar="SPEC", help="preset names or .yaml / .json spec files")
     c.add_argument("--json", action="store_true", help="print the Comparison as JSON")
     _latency_args(c)
+    _budget_args(c)
 
     pt = sub.add_parser("points", help="list a backbone's insertion points with their shapes")
     pt.add_argument("backbone", nargs="?", help="a timm model name")
@@ -185,7 +204,9 @@ def _report(args) -> int:
     from .analyze import analyze
     from .presets import resolve
     images, names = _images(args)
-    report = analyze(resolve(args.spec), latency=_latency_opts(args, args.base), images=images, topk=args.topk,
+    spec = resolve(args.spec)
+    _check_budgets(args, [spec])
+    report = analyze(spec, latency=_latency_opts(args, args.base), images=images, topk=args.topk,
                      summary_depth=args.depth, image_names=names)
     print(report.to_json(indent=1) if args.json else format_report(report, args.tree, args.summary))
     return 0
@@ -195,6 +216,7 @@ def _compare(args) -> int:
     from .compare import compare, named_specs
     from .presets import resolve
     specs = named_specs(args.specs, resolve)
+    _check_budgets(args, specs)
     images, names = _images(args)
     c = compare(*specs, latency=_latency_opts(args), images=images, topk=args.topk, image_names=names)
     print(c.to_json(indent=1) if args.json else format_comparison(c))
