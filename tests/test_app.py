@@ -251,3 +251,6 @@ def test_latency_in_the_page_says_within_noise_when_the_intervals_overlap():
     assert 'class="pg-delta up"' in render.latency_card(slower, base, True)
     assert "82.50–86.00" in render.latency_html(noisy, base) and "(within noise)" in render.latency_html(noisy, base)
     assert "TFLOP/s = 2 × MACs / s" in render.latency_html(slower, base)
+    assert "latency-contended" not in render.latency_html(slower, base)
+    busy = dataclasses.replace(slower, times_ms=[92.0] * 12, contended_blocks=3)
+    assert "stitched: 3 of 12 blocks" in render.latency_html(busy, base)

@@ -279,7 +279,17 @@ def latency_html(latency: Latency | None, base: Latency | None) -> str:
             f'<div class="pg-legend">{esc(latency.device)} · batch '
             f'{latency.batch} · {latency.dtype}{" · channels_last" if latency.channels_last else ""}'
             f'{" · torch.compile" if latency.compiled else ""} · {latency.threads} threads · '
-            f'{len(latency.times_ms)} timed blocks</div>')
+            f'{len(latency.times_ms)} timed blocks</div>{_contention(rows)}')
+
+
+def _contention(rows: list[tuple[str, Latency]]) -> str:
+    """A warning when blocks were timed while analyses of other users ran on the same cores."""
+    busy = [f"{n}: {x.contended_blocks} of {len(x.times_ms)} blocks" for n, x in rows if x.contended_blocks]
+    if not busy:
+        return ""
+    return (f'<div class="pg-legend pg-warn" id="latency-contended">⚠ timed while other analyses ran on the same '
+            f'cores ({"; ".join(busy)}): slower than on a quiet machine. Measure again when the server is '
+            f'quieter.</div>')
 
 
 def predictions_md(r: Report | None) -> str:
