@@ -16,9 +16,11 @@ ENV PYTHONUNBUFFERED=1 \
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
-# Dependencies first, in their own layer, with pip's cache kept between builds (BuildKit cache mount).
+# Dependencies first, in their own layer, with pip's cache kept between builds (BuildKit cache mount). pip is told
+# where the mount is: with HOME and XDG_CACHE_HOME set to the app user's above, root's pip would look for its cache
+# in /home/user/.cache/pip, find it not its own, and cache nothing.
 COPY --chown=user:user requirements.txt .
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip PIP_CACHE_DIR=/root/.cache/pip pip install -r requirements.txt
 
 COPY --chown=user:user . .
 USER 1000
