@@ -31,4 +31,7 @@ RUN python -c "from playground.weights import BUNDLED; print(BUNDLED['efficientn
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GRADIO_SERVER_PORT', '7860') + '/', timeout=4)"]
+# Python as PID 1 has no default action for SIGTERM, so it ignores `docker stop`'s SIGTERM and is killed after the
+# grace period; on SIGINT it raises KeyboardInterrupt and Gradio closes its server (exit 0 within 2 s here).
+STOPSIGNAL SIGINT
 CMD ["python", "app.py"]

@@ -50,6 +50,11 @@ def test_bundles_the_offline_weights_and_starts_the_app():
     assert instructions("CMD")[-1] == '["python", "app.py"]'
 
 
+def test_stops_on_sigint():
+    # PID 1 ignores SIGTERM unless it handles it, and Python does not: SIGINT is the one it handles.
+    assert instructions("STOPSIGNAL") == ["SIGINT"]
+
+
 def test_healthcheck_is_python_against_the_app():
     (check,) = instructions("HEALTHCHECK")
     assert 'CMD ["python", "-c"' in check and "urlopen('http://127.0.0.1:'" in check
