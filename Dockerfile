@@ -16,9 +16,11 @@ ENV PYTHONUNBUFFERED=1 \
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
-# Dependencies first, in their own layer, with pip's cache kept between builds (BuildKit cache mount).
+# Dependencies first, in their own layer, with pip's cache kept between builds (BuildKit cache mount). pip is told
+# where the mount is: with HOME and XDG_CACHE_HOME set to the app user's above, root's pip would look for its cache
+# in /home/user/.cache/pip, find it not its own, and cache nothing.
 COPY --chown=user:user requirements.txt .
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip PIP_CACHE_DIR=/root/.cache/pip pip install -r requirements.txt
 
 COPY --chown=user:user . .
 USER 1000
@@ -29,4 +31,7 @@ RUN python -c "from playground.weights import BUNDLED; print(BUNDLED['efficientn
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GRADIO_SERVER_PORT', '7860') + '/', timeout=4)"]
+# Python as PID 1 has no default action for SIGTERM, so it ignores `docker stop`'s SIGTERM and is killed after the
+# grace period; on SIGINT it raises KeyboardInterrupt and Gradio closes its server (exit 0 within 2 s here).
+STOPSIGNAL SIGINT
 CMD ["python", "app.py"]

@@ -37,9 +37,22 @@ def test_installs_requirements_in_a_cached_layer_before_the_code():
     assert torch_pin == ["torch==2.14.1"]  # the PyPI build, CUDA-capable
 
 
+def test_pip_caches_in_the_cache_mount():
+    # HOME and XDG_CACHE_HOME are the app user's: left to itself, root's pip would look for its cache in
+    # /home/user/.cache/pip, find it not its own, and cache nothing (a real build showed it).
+    (run,) = [r for r in instructions("RUN") if "pip install -r requirements.txt" in r]
+    target = re.search(r"--mount=type=cache,target=(\S+)", run).group(1)
+    assert f"PIP_CACHE_DIR={target} pip install" in run
+
+
 def test_bundles_the_offline_weights_and_starts_the_app():
     assert any("BUNDLED['efficientnet_lite0'].path()" in r for r in instructions("RUN"))
     assert instructions("CMD")[-1] == '["python", "app.py"]'
+
+
+def test_stops_on_sigint():
+    # PID 1 ignores SIGTERM unless it handles it, and Python does not: SIGINT is the one it handles.
+    assert instructions("STOPSIGNAL") == ["SIGINT"]
 
 
 def test_healthcheck_is_python_against_the_app():
