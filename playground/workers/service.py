@@ -7,8 +7,8 @@ latency run in the latency lane, everything else in the analysis lane, routed by
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,14 @@ class Service:
         """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
         users' requests are quick. Best effort: a failure is logged by the caller."""
         n = self.pool.workers if self.pool is not None else 1
-        with ThreadPoolExecutor(n) as ex:
-            for f in [ex.submit(self._run, "warm", key=spec.backbone, what="warm-up", spec=spec) for _ in range(n)]:
-                f.result()
+        # daemon threads, not an executor: an executor's threads are joined at exit, and a server stopped while
+        # its workers still start would wait for them
+        threads = [threading.Thread(target=self._run, args=("warm",), daemon=True,
+                                    kwargs={"key": spec.backbone, "what": "warm-up", "spec": spec}) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def close(self) -> None:
         if self.pool is not None:
