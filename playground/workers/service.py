@@ -7,6 +7,7 @@ latency run in the latency lane, everything else in the analysis lane, routed by
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from . import jobs
 from .pool import WorkerPool
 
 __all__ = ["Service"]
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None] | None
 ESTIMATES = 512  # budget estimates kept (a few hundred bytes each)
@@ -77,12 +80,16 @@ class Service:
 
     def warm(self, spec: Spec) -> None:
         """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
-        users' requests are quick. Best effort: a failure is logged by the caller."""
+        users' requests are quick. Best effort: a failure is logged."""
         n = self.pool.workers if self.pool is not None else 1
         # daemon threads, not an executor: an executor's threads are joined at exit, and a server stopped while
         # its workers still start would wait for them
-        threads = [threading.Thread(target=self._run, args=("warm",), daemon=True,
-                                    kwargs={"key": spec.backbone, "what": "warm-up", "spec": spec}) for _ in range(n)]
+        def one() -> None:
+            try:
+                self._run("warm", key=spec.backbone, what="warm-up", spec=spec)
+            except Exception:  # best effort: a user's own request will say what is wrong
+                log.exception("warming a worker with %s failed", spec.backbone)
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(n)]
         for t in threads:
             t.start()
         for t in threads:
