@@ -51,9 +51,12 @@ def default_img_size(name: str) -> int:
 
 
 def default_img_sizes() -> dict[str, int]:
-    """Every backbone name (the curated ones first) with its default input size: what the web page lists."""
+    """Every backbone name timm takes with its default input size, in the order of the web page's menu: the
+    architectures (the curated ones first), then the pretrained tags (`resnet50.a1_in1k`), whose size may differ
+    from their architecture's. Plain data for a server that imports no timm."""
     curated = curated_backbones()
-    return {n: default_img_size(n) for n in curated + [n for n in all_backbones() if n not in curated]}
+    names = curated + [n for n in all_backbones() if n not in curated] + timm.list_pretrained()
+    return {n: default_img_size(n) for n in names}
 
 
 def create_kwargs(spec) -> dict[str, Any]:

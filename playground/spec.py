@@ -21,6 +21,7 @@ backbone's shapes) are checked by the builder, in a worker for the web app.
 from __future__ import annotations
 
 import json
+import pprint
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,15 @@ class Spec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+    def to_python(self) -> str:
+        """Python that rebuilds the model with the builder (the page's and the export's snippet)."""
+        data = pprint.pformat(self.to_dict(), sort_dicts=False, width=100)
+        return ("import playground as pg\n\n"
+                f"built = pg.build({data})\n"
+                "model = built.model  # the stitched model, eval mode; built.base is the unmodified backbone\n"
+                "for ins in built.insertions:  # where each module went\n"
+                "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
 
     @classmethod
     def from_dict(cls, data: Any) -> Spec:
