@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 
+from ..errors import SpecError, close_matches
 from .workers import service
 
-__all__ = ["sizes", "menu", "known", "default_size", "pretrained_unavailable"]
+__all__ = ["sizes", "menu", "known", "check", "default_size", "pretrained_unavailable"]
 
 _sizes: dict[str, int] = {}
 _lock = threading.Lock()
@@ -33,6 +34,15 @@ def menu() -> list[str]:
 def known(name: str) -> bool:
     """Whether timm knows the backbone (as `timm.is_model`: a tag after the architecture is not checked)."""
     return name.partition(".")[0] in sizes()
+
+
+def check(name: str) -> str:
+    """`name` when timm knows it, else the one-line SpecError its build would raise (with close matches), so the
+    page's status line says it as the spec is typed."""
+    if not known(name):
+        raise SpecError(f"backbone: unknown model {name!r}{close_matches(name, menu())}; "
+                        f"any timm model name is allowed")
+    return name
 
 
 def default_size(name: str) -> int | None:

@@ -36,12 +36,14 @@ _ORDER = ("title", "description", "backbone", "pretrained", "checkpoint", "num_c
 # ---- specs from the page: YAML text or a preset name, never a server file path
 
 def parse_spec(text: str) -> Spec:
-    """A Spec from YAML text or a preset name. Text from a browser or an API call is only ever parsed: it can
-    name no file on the server (no spec file, no `checkpoint`)."""
+    """A Spec from YAML text or a preset name, its backbone checked against timm's names (which a worker sent;
+    the library checks them when it builds). Text from a browser or an API call is only ever parsed: it can name no
+    file on the server (no spec file, no `checkpoint`)."""
     text = text or ""
     if text.strip() in preset_files():
         return load_preset(text.strip())
     spec = Spec.from_dict(parse_text(text))
+    backbones.check(spec.backbone)
     if spec.checkpoint:
         raise SpecError("checkpoint: the web app loads no files from the server; use pretrained: true here, or "
                         "a local checkpoint with the CLI or Python (python -m playground report SPEC)")
