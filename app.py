@@ -3,6 +3,10 @@
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override the address (0.0.0.0 in a container). The page and its logic
 live in `playground/ui/`; this file only launches them: offline (no analytics), with the queue as the only way
 in (`api_open=False`), so concurrency limits hold for the page and the API alike.
+
+The server process imports no torch (the models run in worker processes), so the page is served within seconds;
+the workers start (importing torch, warming the default preset) only once it is, so they do not compete with it
+for the cores.
 """
 from __future__ import annotations
 
@@ -30,5 +34,6 @@ def serve(demo: gr.Blocks, server_name: str | None = None, server_port: int | No
 demo = ui.build_demo()  # module level, for `gradio app.py` (reload mode)
 
 if __name__ == "__main__":
+    serve(demo, prevent_thread_lock=True)
     threading.Thread(target=ui.warm_up, daemon=True).start()
-    serve(demo)
+    demo.block_thread()

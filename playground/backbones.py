@@ -1,7 +1,8 @@
 """Backbones: any timm model, plus the project's own models (registered into timm's registry on import).
 
-Also the head-norm table (`head_norm: layernorm` puts a norm before the classifier, seed 000's tip 2) and
-the creation of a backbone with the spec's constructor arguments.
+Also the head-norm layers (`head_norm: layernorm` puts a norm before the classifier, seed 000's tip 2; the names
+are in `playground.choices`, which the spec validator reads without torch) and the creation of a backbone with the
+spec's constructor arguments.
 """
 from __future__ import annotations
 
@@ -13,20 +14,13 @@ import timm
 from torch import nn
 
 from . import models as _project_models  # noqa: F401  registers spectformer_*, cifar_metaformer_*
+from .choices import CURATED_BACKBONES
 from .errors import SpecError, close_matches, first_line
 
-__all__ = ["all_backbones", "curated_backbones", "check_backbone", "check_head_norm", "default_img_size",
+__all__ = ["all_backbones", "curated_backbones", "check_backbone", "default_img_size", "default_img_sizes",
            "create_kwargs", "create", "classifier_path", "HEAD_NORMS"]
 
-# Families shown first in the UI: the seeds' models and the classics.
-CURATED = (
-    "efficientnet_lite0", "resnet50", "seresnet50", "ecaresnet50d", "resnet18",
-    "vit_tiny_patch16_224", "vit_base_patch16_224", "swin_tiny_patch4_window7_224",
-    "fasternet_t0", "poolformer_s12", "convnext_atto", "mobilenetv3_small_100",
-    "spectformer_s", "cifar_metaformer_pool", "cifar_metaformer_attn", "cifar_metaformer_hybrid",
-)
-
-HEAD_NORMS: dict[str, Callable[[int], nn.Module]] = {
+HEAD_NORMS: dict[str, Callable[[int], nn.Module]] = {  # keyed by choices.HEAD_NORMS
     "layernorm": nn.LayerNorm,
     "batchnorm": nn.BatchNorm1d,
     "groupnorm": lambda c: nn.GroupNorm(1, c),  # GroupNorm(1, C) as in seed 000's MetaFormer head
@@ -39,7 +33,7 @@ def all_backbones() -> tuple[str, ...]:
 
 
 def curated_backbones() -> list[str]:
-    return [n for n in CURATED if timm.is_model(n)]
+    return [n for n in CURATED_BACKBONES if timm.is_model(n)]
 
 
 def check_backbone(name: str) -> str:
@@ -49,17 +43,20 @@ def check_backbone(name: str) -> str:
     return name
 
 
-def check_head_norm(name: str | None) -> str | None:
-    if name is not None and name not in HEAD_NORMS:
-        raise SpecError(f"head_norm: {name!r} is not one of {', '.join(HEAD_NORMS)}, or null")
-    return name
-
-
 def default_img_size(name: str) -> int:
     """The backbone's default square input size from its pretrained config."""
     cfg = timm.models.get_pretrained_cfg(name) or {}
     size = getattr(cfg, "input_size", None) or (cfg.get("input_size") if isinstance(cfg, dict) else None)
     return int(size[-1]) if size else 224
+
+
+def default_img_sizes() -> dict[str, int]:
+    """Every backbone name timm takes with its default input size, in the order of the web page's menu: the
+    architectures (the curated ones first), then the pretrained tags (`resnet50.a1_in1k`), whose size may differ
+    from their architecture's. Plain data for a server that imports no timm."""
+    curated = curated_backbones()
+    names = curated + [n for n in all_backbones() if n not in curated] + timm.list_pretrained()
+    return {n: default_img_size(n) for n in names}
 
 
 def create_kwargs(spec) -> dict[str, Any]:
@@ -76,9 +73,11 @@ def create(name: str, create: Callable[..., nn.Module], img_size: int, exact_siz
            **kwargs) -> nn.Module | None:
     """Create a backbone via `create(name, **kwargs)`, passing img_size only to models that take it (ViT, Swin).
 
-    timm constructors reject unknown keyword arguments with a TypeError; that becomes a one-line SpecError.
+    An unknown name, and an unknown keyword argument (timm constructors raise a TypeError), are one-line
+    SpecErrors: this is where a spec's backbone name meets timm's registry (parsing a spec imports no timm).
     `exact_size`: always pass img_size, and return None when the constructor takes none (a convnet).
     """
+    check_backbone(name)
     default = default_img_size(name)
     if img_size != default or exact_size:
         try:

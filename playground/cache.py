@@ -1,13 +1,17 @@
-"""A small thread-safe LRU: the only global state the library keeps (built models, reports, probes, counts)."""
+"""A small thread-safe LRU: the only global state the library keeps (built models, reports, probes, counts); and
+the folder of what is kept on disk (converted weights, the sample photos)."""
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Generic, TypeVar
 
-__all__ = ["LRU", "clear_all"]
+__all__ = ["LRU", "clear_all", "cache_dir"]
 
 V = TypeVar("V")
 
@@ -57,3 +61,17 @@ def clear_all() -> None:
     """Empty every LRU of the process (a worker over its memory budget drops its cached models)."""
     for cache in list(_ALL):
         cache.clear()
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/playground` (default `~/.cache/playground`), or a temp dir when that is not writable."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "playground"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    root = Path(tempfile.gettempdir()) / "playground-cache"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

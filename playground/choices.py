@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL",
-           "STEM_PADDING", "SUMMARY_DEPTH", "TOPK", "MERGES", "EXPORT_FORMATS", "EXPORT_LABELS"]
+           "STEM_PADDING", "SUMMARY_DEPTH", "TOPK", "MERGES", "HEAD_NORMS", "CURATED_BACKBONES", "EXPORT_FORMATS",
+           "EXPORT_LABELS"]
 
 
 class Range(NamedTuple):
@@ -35,6 +36,14 @@ STEM_PADDING = Range(0, 32)
 SUMMARY_DEPTH = Range(1, 10)  # depth of torchinfo's layer table
 TOPK = Range(1, 1000)
 MERGES = ("add", "mul", "concat")  # how a parallel composite merges its branches
+HEAD_NORMS = ("layernorm", "batchnorm", "groupnorm")  # `head_norm:` a norm before the classifier (seed 000, tip 2)
+# Backbones listed first (the page's menu before the full list arrives): the seeds' models and the classics.
+CURATED_BACKBONES = (
+    "efficientnet_lite0", "resnet50", "seresnet50", "ecaresnet50d", "resnet18",
+    "vit_tiny_patch16_224", "vit_base_patch16_224", "swin_tiny_patch4_window7_224",
+    "fasternet_t0", "poolformer_s12", "convnext_atto", "mobilenetv3_small_100",
+    "spectformer_s", "cifar_metaformer_pool", "cifar_metaformer_attn", "cifar_metaformer_hybrid",
+)
 # export format -> file suffix; and the page's labels for them
 EXPORT_FORMATS = {"yaml": ".yaml", "python": ".py", "torchscript": ".pt", "onnx": ".onnx",
                   "safetensors": ".safetensors"}

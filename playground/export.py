@@ -5,7 +5,6 @@ Every failure (an export the model cannot take, a missing optional package) is a
 from __future__ import annotations
 
 import importlib.util
-import pprint
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -18,20 +17,10 @@ from .compute import COMPUTE
 from .errors import SpecError, close_matches, first_line
 from .spec import Spec
 
-__all__ = ["export", "python_snippet", "onnx_missing", "FORMATS"]
+__all__ = ["export", "onnx_missing", "FORMATS"]
 
 FORMATS = EXPORT_FORMATS
 Progress = Callable[[float, str], None]
-
-
-def python_snippet(spec: Spec) -> str:
-    """Python that rebuilds the model with the builder."""
-    data = pprint.pformat(spec.to_dict(), sort_dicts=False, width=100)
-    return ("import playground as pg\n\n"
-            f"built = pg.build({data})\n"
-            "model = built.model  # the stitched model, eval mode; built.base is the unmodified backbone\n"
-            "for ins in built.insertions:  # where each module went\n"
-            "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
 
 
 def onnx_missing() -> str | None:
@@ -85,7 +74,7 @@ def export(spec_or_built: Spec | Built, fmt: str, path: str | Path,
         path.write_text(spec.to_yaml(), encoding="utf-8")
         return path
     if fmt == "python":
-        path.write_text(python_snippet(spec), encoding="utf-8")
+        path.write_text(spec.to_python(), encoding="utf-8")
         return path
     if fmt == "onnx" and onnx_missing():
         raise SpecError(f"export: {onnx_missing()}")

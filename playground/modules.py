@@ -1,10 +1,13 @@
-"""Insertable modules: a catalog over timm's attention factory, layout adapters, composites and the residual gate.
+"""Insertable modules: the catalog's factories over timm's attention classes, layout adapters, composites and the
+residual gate.
 
 Every catalog module works on NCHW tensors and keeps their shape. `LayoutAdapter` makes it work on the layout of
 the point it is stitched into (NCHW, NHWC as in timm's Swin / ConvNeXt blocks, or NLC tokens with prefix tokens);
 composites (`Serial`, `Parallel`) and the `Gate` wrap catalog modules and run inside one adapter.
 
-Channels always come from the resolved point, never from the user.
+What a spec may say about each module (names, arguments, where it works) is data in `playground.catalog`, which
+imports no torch; `introspected_arg_types` reads the same from timm's constructors, for the test that holds the two
+equal. Channels always come from the resolved point, never from the user.
 """
 from __future__ import annotations
 
@@ -15,33 +18,34 @@ from functools import partial
 from typing import Any
 
 import torch
-from timm.layers import get_act_layer, get_attn, make_divisible
+from timm.layers import get_attn, make_divisible
 from torch import nn
 
+from .catalog import LAYER_ARGS, MODULES, ArgTypes, get_info
 from .choices import MERGES
-from .errors import SpecError, close_matches
+from .errors import SpecError
 
-__all__ = ["CatalogEntry", "register_module", "catalog", "get_entry", "check_args", "se_hidden_width", "Serial",
-           "Parallel", "Gate", "LayoutAdapter", "laid_out_like"]
+__all__ = ["CatalogEntry", "register_module", "catalog", "get_entry", "introspected_arg_types", "se_hidden_width",
+           "Serial", "Parallel", "Gate", "LayoutAdapter", "laid_out_like"]
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One insertable module: how to build it for C channels, which arguments it takes, where it works."""
+    """One insertable module: how to build it for C channels, with its catalog data (`playground.catalog`)."""
     name: str
     factory: Callable[..., nn.Module]
     paper: str
-    needs_grid: bool = False  # needs a 2-D map; channel-only modules also run on token sequences with no grid
-    residual: bool = False  # adds its own skip connection
-    arg_types: dict[str, tuple[type, ...]] = field(default_factory=dict)
+    needs_grid: bool = False
+    residual: bool = False
+    arg_types: ArgTypes = field(default_factory=dict)
 
     def create(self, channels: int, args: dict[str, Any]) -> nn.Module:
         return self.factory(channels, **args)
 
 
 _CATALOG: dict[str, CatalogEntry] = {}
+_ARG_SOURCES: dict[str, tuple[Callable, tuple[str, ...]]] = {}  # name -> (constructor to read, names to drop)
 _SKIP_ARGS = {"self", "channels", "in_channels", "device", "dtype", "_", "norm_layer"}
-_LAYER_ARGS = {"act_layer", "gate_layer"}  # given by name, resolved by timm's activation registry (no imports)
 _FLOAT_ARGS = {"gamma", "beta", "se_factor"}  # declared with int defaults in timm, real-valued in the papers
 
 
@@ -54,7 +58,7 @@ def _arg_types(fn: Callable) -> dict[str, tuple[type, ...]]:
         if name in _SKIP_ARGS or name in fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
         d = p.default
-        if name in _LAYER_ARGS:
+        if name in LAYER_ARGS:
             types[name] = (str,)
         elif isinstance(d, bool):
             types[name] = (bool,)
@@ -67,59 +71,34 @@ def _arg_types(fn: Callable) -> dict[str, tuple[type, ...]]:
 
 def register_module(
         name: str,
-        paper: str,
         factory: Callable[..., nn.Module] | None = None,
-        needs_grid: bool = False,
-        residual: bool = False,
         arg_source: Callable | None = None,
         drop_args: Sequence[str] = (),
 ) -> CatalogEntry:
-    """Add a catalog entry; `factory(channels, **args)` defaults to timm's `get_attn(name)`.
+    """The factory of catalog module `name`; `factory(channels, **args)` defaults to timm's `get_attn(name)`.
 
-    The accepted arguments are read from `arg_source` (default: the factory) less `drop_args`.
+    Its arguments as timm declares them are read from `arg_source` (default: the factory) less `drop_args`.
     """
     factory = factory or get_attn(name)
-    arg_types = {k: v for k, v in _arg_types(arg_source or factory).items() if k not in drop_args}
-    entry = CatalogEntry(name, factory, paper, needs_grid, residual, arg_types)
+    info = MODULES[name]
+    entry = CatalogEntry(name, factory, info.paper, info.needs_grid, info.residual, info.args)
     _CATALOG[name] = entry
+    _ARG_SOURCES[name] = (arg_source or factory, tuple(drop_args))
     return entry
 
 
+def introspected_arg_types(name: str) -> ArgTypes:
+    """The arguments of catalog module `name` and their JSON types, as read from its timm constructor."""
+    source, drop = _ARG_SOURCES[name]
+    return {k: v for k, v in _arg_types(source).items() if k not in drop}
+
+
 def catalog() -> dict[str, CatalogEntry]:
-    return dict(_CATALOG)
+    return {name: _CATALOG[name] for name in MODULES}
 
 
 def get_entry(name: str, where: str = "module") -> CatalogEntry:
-    if not isinstance(name, str) or name not in _CATALOG:
-        raise SpecError(
-            f"{where}: unknown module {name!r}{close_matches(str(name), _CATALOG)}; "
-            f"allowed: {', '.join(_CATALOG)}, or {{serial: [...]}} / {{parallel: [...], merge: add|mul|concat}}")
-    return _CATALOG[name]
-
-
-def check_args(entry: CatalogEntry, args: dict[str, Any], where: str) -> None:
-    """Validate a catalog module's arguments: known names, JSON types, layer names timm knows."""
-    for key, value in args.items():
-        if key not in entry.arg_types:
-            raise SpecError(
-                f"{where}.{key}: {entry.name} takes no argument {key!r}{close_matches(key, entry.arg_types)}; "
-                f"allowed: {', '.join(entry.arg_types) or 'none'}")
-        ok = entry.arg_types[key]
-        if isinstance(value, bool) and bool not in ok or not isinstance(value, ok):
-            raise SpecError(
-                f"{where}.{key}: {value!r} is not a {' or '.join(t.__name__ for t in ok)}")
-        if key in _LAYER_ARGS:
-            try:
-                if get_act_layer(value) is None:
-                    raise ValueError
-            except Exception:
-                raise SpecError(f"{where}.{key}: unknown layer {value!r}; use a timm activation name such as "
-                                f"'relu', 'gelu', 'sigmoid', 'hard_sigmoid'") from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value < 0 or (key.endswith("ratio") and not 0 < value <= 64):
-                raise SpecError(f"{where}.{key}: {value!r} is out of range")
-            if key.endswith("kernel_size") and (value < 1 or value % 2 == 0 or value > 63):
-                raise SpecError(f"{where}.{key}: {value!r} must be an odd number from 1 to 63")
+    return _CATALOG[get_info(name, where).name]
 
 
 def _eca(channels: int, kernel_size: int | None = None, circular: bool = False, **kwargs) -> nn.Module:
@@ -137,26 +116,15 @@ def _identity(channels: int) -> nn.Module:
     return nn.Identity()
 
 
-register_module("identity", "no-op; a skip branch in composites (parallel [identity, se] with add is a residual SE)",
-                _identity)
-register_module("se", "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018 (timm SEModule)")
-register_module("ese", "Lee & Park, CenterMask (VoVNetV2 effective SE), CVPR 2020 (timm EffectiveSEModule)")
-register_module("eca", "Wang et al., ECA-Net: Efficient Channel Attention, CVPR 2020 (timm EcaModule)", _eca,
-                arg_source=get_attn("eca"), drop_args=("use_mlp", "rd_ratio", "rd_channels", "rd_divisor"))
-register_module("ceca", "ECA-Net with circular padding (timm CecaModule)", partial(_eca, circular=True),
-                arg_source=get_attn("ceca"))
-register_module("ecam", "ECA with an MLP instead of the 1-D conv, a timm experiment", get_attn("ecam"))
-register_module("gc", "Cao et al., GCNet: Non-local Networks Meet Squeeze-Excitation Networks, 2019")
-register_module("gca", "GCNet with additive fusion (timm GlobalContext fuse_add)", get_attn("gca"))
-register_module("cbam", "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", needs_grid=True)
-register_module("lcbam", "CBAM, light variant (timm LightCbamModule)", needs_grid=True)
-register_module("coord", "Hou et al., Coordinate Attention for Efficient Mobile Network Design, CVPR 2021",
-                needs_grid=True)
-register_module("scoord", "Coordinate Attention, simplified (timm SimpleCoordAttn)", needs_grid=True)
-register_module("ela", "Xu & Wan, ELA: Efficient Local Attention for Deep CNNs, 2024", needs_grid=True)
-register_module("strip", "Strip attention, a coordinate-attention variant (timm StripAttn)", needs_grid=True)
-register_module("nl", "Wang et al., Non-local Neural Networks, CVPR 2018 (timm NonLocalAttn)", needs_grid=True,
-                residual=True)
+for _name in ("se", "ese", "gc", "cbam", "lcbam", "coord", "scoord", "ela", "strip", "nl"):
+    register_module(_name)
+register_module("identity", _identity)
+register_module("eca", _eca, arg_source=get_attn("eca"), drop_args=("use_mlp", "rd_ratio", "rd_channels", "rd_divisor"))
+register_module("ceca", partial(_eca, circular=True), arg_source=get_attn("ceca"))
+register_module("ecam", get_attn("ecam"))
+register_module("gca", get_attn("gca"))
+
+
 def se_hidden_width(channels: int, args: dict[str, Any]) -> tuple[float, int]:
     """(ideal, actual) hidden width of an SE-style bottleneck, as timm's make_divisible rounds it."""
     if args.get("rd_channels"):

@@ -11,23 +11,26 @@
       - at: final
         module: {parallel: [se, {name: eca, args: {kernel_size: 5}}], merge: concat}
 
-Specs are plain data: loaded with `yaml.safe_load`, every name is looked up in a registry (timm's model registry,
-the module catalog, the head-norm table), so a spec can never name an arbitrary Python object. Every problem is a
+Specs are plain data: loaded with `yaml.safe_load`, every name is looked up in a registry (the module catalog, the
+head-norm table, timm's model registry), so a spec can never name an arbitrary Python object. Every problem is a
 `SpecError` whose one line names the field, the bad value and what is allowed. Module names and arguments are
-checked here; points (which depend on the backbone's shapes) are checked by the builder.
+checked here, from data (`playground.catalog`, `playground.choices`), so parsing a spec imports no torch: the web
+server parses specs and never imports it. The backbone name (timm's registry) and the points (which depend on the
+backbone's shapes) are checked by the builder, in a worker for the web app.
 """
 from __future__ import annotations
 
 import json
+import pprint
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .choices import IMG_SIZE, MERGES, NUM_CLASSES, STEM_KERNEL, STEM_PADDING, STEM_STRIDE
+from .catalog import check_args, get_info
+from .choices import HEAD_NORMS, IMG_SIZE, MERGES, NUM_CLASSES, STEM_KERNEL, STEM_PADDING, STEM_STRIDE
 from .errors import SpecError, close_matches, first_line
-from .modules import check_args, get_entry
 
 __all__ = ["Spec", "StemSpec", "InsertSpec", "Leaf", "Composite", "ModuleSpec", "load_spec", "parse_text",
            "parse_module", "module_to_data", "module_label", "module_count"]
@@ -119,6 +122,15 @@ class Spec:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+    def to_python(self) -> str:
+        """Python that rebuilds the model with the builder (the page's and the export's snippet)."""
+        data = pprint.pformat(self.to_dict(), sort_dicts=False, width=100)
+        return ("import playground as pg\n\n"
+                f"built = pg.build({data})\n"
+                "model = built.model  # the stitched model, eval mode; built.base is the unmodified backbone\n"
+                "for ins in built.insertions:  # where each module went\n"
+                "    print(ins.point.name, ins.path, ins.label, ins.params)\n")
 
     @classmethod
     def from_dict(cls, data: Any) -> Spec:
@@ -219,7 +231,6 @@ def _parse_spec(data: Any) -> Spec:
     d = _mapping(data, "spec", [f.name for f in fields(Spec)])
     if "backbone" not in d:
         raise SpecError("spec: `backbone` is required (a timm model name such as resnet50)")
-    from .backbones import check_backbone, check_head_norm  # timm import deferred to first use
     stem = _mapping(d.get("stem") or {}, "stem", _STEM_FIELDS)
     inserts = d.get("insert") or []
     if not isinstance(inserts, list):
@@ -230,7 +241,7 @@ def _parse_spec(data: Any) -> Spec:
     if dpr is not None and (isinstance(dpr, bool) or not isinstance(dpr, (int, float)) or not 0 <= dpr < 1):
         raise SpecError(f"drop_path_rate: {dpr!r} is not a number in [0, 1), or null")
     return Spec(
-        backbone=check_backbone(_str(d["backbone"], "backbone", optional=False)),
+        backbone=_str(d["backbone"], "backbone", optional=False),
         title=_str(d.get("title"), "title"),
         description=_str(d.get("description"), "description", max_len=2000),
         pretrained=_bool(d.get("pretrained", False), "pretrained"),
@@ -245,9 +256,15 @@ def _parse_spec(data: Any) -> Spec:
         insert=tuple(_parse_insert(x, f"insert[{i}]") for i, x in enumerate(inserts)),
         gate=_bool(d.get("gate", False), "gate"),
         reparameterize=_bool(d.get("reparameterize", False), "reparameterize"),
-        head_norm=check_head_norm(_str(d.get("head_norm"), "head_norm")),
+        head_norm=_head_norm(d.get("head_norm")),
         drop_path_rate=float(dpr) if dpr is not None else None,
     )
+
+
+def _head_norm(v: Any) -> str | None:
+    if v is not None and v not in HEAD_NORMS:
+        raise SpecError(f"head_norm: {v!r} is not one of {', '.join(HEAD_NORMS)}, or null")
+    return v
 
 
 def _parse_insert(x: Any, where: str) -> InsertSpec:
@@ -307,10 +324,10 @@ def parse_module(m: Any, where: str, depth: int = 0) -> ModuleSpec:
 
 
 def _leaf(name: str, args: Any, where: str) -> Leaf:
-    entry = get_entry(name, where)
+    info = get_info(name, where)
     if not isinstance(args, dict):
         raise SpecError(f"{where}: arguments must be a mapping, got {_type_name(args)}")
-    check_args(entry, args, where)
+    check_args(info, args, where)
     return Leaf(name, dict(args))
 
 

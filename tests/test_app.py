@@ -116,7 +116,8 @@ def test_controls_and_yaml_agree():
 
 
 def test_pretrained_is_unticked_for_a_backbone_without_weights_here(monkeypatch):
-    monkeypatch.setattr(specs, "pretrained_unavailable", lambda b: None if b == "efficientnet_lite0" else "offline")
+    monkeypatch.setattr(specs.backbones, "pretrained_unavailable",
+                        lambda b: None if b == "efficientnet_lite0" else "offline")
     data = {"backbone": "vit_base_patch16_224", "pretrained": True}
     assert specs.untick_unavailable(data, {"backbone": "efficientnet_lite0"}) == "pretrained unticked: offline"
     assert data["pretrained"] is False

@@ -3,8 +3,9 @@
 One module per concern: `specs` (spec <-> controls, share links, the insertion editor's rows; no Gradio),
 `history` (undo / redo), `render` (HTML from a typed Report), `tabs/` (one module per part of the page: its
 components as a dataclass, its handlers returning {component: value}), `api` (the named endpoints), `runs` (model
-runs that hold a GPU on ZeroGPU), `uploads` (photo checks), `samples`, `page` (layout, launch settings) and
-`assets/` (CSS, the page's script).
+runs, in the workers or holding a GPU on ZeroGPU), `workers` (the server's one worker Service), `backbones` (timm's
+names and default sizes, as a worker sent them), `uploads` (photo checks), `samples`, `page` (layout, launch
+settings) and `assets/` (CSS, the page's script). None of them imports torch.
 """
 from .api import api_analyze, api_compare, api_points, api_predict, api_presets
 from .page import DEFAULT_PRESET, build_demo, launch_kwargs, warm_up

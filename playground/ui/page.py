@@ -8,10 +8,10 @@ from typing import Any
 
 import gradio as gr
 
-from ..backbones import all_backbones, curated_backbones
+from ..choices import CURATED_BACKBONES
 from ..errors import SpecError
 from ..presets import list_presets, load_preset
-from . import api, runs
+from . import api, backbones, runs
 from .errors import shown, user_errors
 from .history import History
 from .samples import sample_dir, sample_images
@@ -46,16 +46,17 @@ def start_text(query: dict[str, str]) -> str:
 
 
 def on_load(p: SpecPanel, request: gr.Request) -> dict:
-    """Page load: a fresh history holding the spec from the URL (or the default), shown everywhere."""
+    """Page load: a fresh history holding the spec from the URL (or the default), shown everywhere, and the full
+    backbone menu (the page was built with the curated names only, asking no worker)."""
     query = dict(request.query_params) if request is not None else {}
-    return view(p, History.start(start_text(query)), None)
+    out = view(p, History.start(start_text(query)), None)
+    shown_value = {"value": out[p.backbone]} if p.backbone in out else {}
+    return out | {p.backbone: gr.update(choices=backbones.menu(), **shown_value)}
 
 
 def build_demo() -> gr.Blocks:
-    """The Blocks of the whole page (not launched; see app.py)."""
+    """The Blocks of the whole page (not launched; see app.py). Building it starts no worker and imports no torch."""
     presets = list_presets()
-    curated = curated_backbones()
-    backbones = curated + [n for n in all_backbones() if n not in curated]
     with gr.Blocks(title="Architecture Playground", analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_classes="pg-header")
         with gr.Tabs():
@@ -64,7 +65,7 @@ def build_demo() -> gr.Blocks:
                 summary = build_summary()
                 with gr.Row(equal_height=False, elem_id="main-row"):
                     with gr.Column(scale=5, min_width=340, elem_id="spec-col"):
-                        spec = build_spec_panel(toolbar, backbones, load_preset(DEFAULT_PRESET))
+                        spec = build_spec_panel(toolbar, list(CURATED_BACKBONES), load_preset(DEFAULT_PRESET))
                     with gr.Column(scale=9, min_width=340, elem_id="report-col"):
                         tabs = build_report_tabs(sample_images())
             with gr.Tab("Compare", id="compare"):
@@ -90,9 +91,10 @@ def launch_kwargs() -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Start the workers and analyse the default preset in each (imports, weight conversion, caches), so that the
-    first page loads are quick."""
+    """Start the workers, fetch the backbone menu, and analyse the default preset in each worker (imports, weight
+    conversion, caches), so that the first page loads are quick."""
     try:
+        backbones.sizes()
         runs.service().warm(load_preset(DEFAULT_PRESET))
     except Exception:  # warming is best effort; the page reports real errors
         log.exception("warm-up failed")

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import plots, units
+from ..catalog import catalog
 from ..compare import Comparison
-from ..latency import difference
-from ..modules import catalog
 from ..report import Latency, Report
 from ..spec import Spec
+from ..stats import difference
 
 __all__ = ["status_html", "stale_html", "summary_html", "warnings_html", "tree_html", "tree_paths", "diff_html",
            "pre_html", "latency_html", "predictions_md", "table_html", "shapes_html", "inserts_html",
@@ -226,7 +226,7 @@ def inserts_html(r: Report) -> str:
 
 def catalog_html() -> str:
     """The insertable modules: name, paper, arguments, where they work."""
-    rows = [[e.name, e.paper, ", ".join(e.arg_types) or "—", "2-D maps" if e.needs_grid else "any layout"]
+    rows = [[e.name, e.paper, ", ".join(e.args) or "—", "2-D maps" if e.needs_grid else "any layout"]
             for e in catalog().values()]
     return table_html(["module", "paper / source", "args", "works on"], rows, "pg-catalog")
 

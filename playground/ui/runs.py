@@ -1,31 +1,24 @@
-"""Where the page's and the API's requests run: in the app's worker processes (`playground.workers`), within the
-app's budgets; the server process holds no models.
+"""Where the page's and the API's requests run: in the app's worker processes (`playground.workers`, through
+`workers.service()`), within the app's budgets; the server process holds no models and imports no torch.
 
 On a ZeroGPU Space a GPU is attached only inside `spaces.GPU` functions of the app process (ZeroGPU forks its own
 GPU workers from it, `playground.zerogpu`), so there the runs that use the device (latency, predictions) go
-through `analyze_on_device` / `compare_on_device` instead, and static analyses still go to the workers.
-
-`PLAYGROUND_WORKERS` sets the number of analysis workers (default: one per core, at most 4; `0` runs everything in
-the server process, without the time and memory budgets); `Budgets.from_env` reads the limits.
+through `analyze_on_device` / `compare_on_device` instead, and static analyses still go to the workers. Only
+those two import torch into the app process, when they first run.
 """
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..analyze import analyze
-from ..budgets import Budgets
 from ..compare import Comparison, compare, named_specs
-from ..errors import SpecError
 from ..report import Report
 from ..spec import Spec
-from ..workers import Service
 from ..zerogpu import ENABLED as ON_ZEROGPU
 from ..zerogpu import gpu
 from .samples import sample_images
 from .specs import parse_spec
+from .workers import WORKERS_ENV, service
 
 __all__ = ["service", "analyze_on_device", "compare_on_device", "run_analysis", "compare_specs", "point_dicts",
            "export_to", "latency_options", "GPU_SECONDS", "LATENCY_GROUP", "LATENCY_QUEUE", "ANALYSIS_QUEUE",
@@ -38,35 +31,23 @@ LATENCY_GROUP = "latency"
 LATENCY_QUEUE = {"concurrency_id": LATENCY_GROUP, "concurrency_limit": 1}
 ANALYSIS_QUEUE = {"concurrency_id": "analyze", "concurrency_limit": 16}
 GPU_SECONDS = 180  # ZeroGPU: the longest one device run may hold the GPU (latency with torch.compile)
-WORKERS_ENV = "PLAYGROUND_WORKERS"
 
 Progress = Callable[[float, str], None] | None
-_service: list[Service] = []
-_service_lock = threading.Lock()
-
-
-def service() -> Service:
-    """The app's Service, started on first use with the budgets and worker count of the environment."""
-    with _service_lock:
-        if not _service:
-            text = os.environ.get(WORKERS_ENV, "").strip()
-            if text and not text.isdigit():
-                raise SpecError(f"{WORKERS_ENV}: {text!r} is not a number of workers (0 runs in the server)")
-            _service.append(Service(int(text) if text else None, Budgets.from_env()))
-        return _service[0]
 
 
 @gpu(duration=GPU_SECONDS)
 def analyze_on_device(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
                       progress: Progress = None) -> Report:
     """`analyze` in this process for a run that uses the device, holding a GPU on ZeroGPU."""
+    from ..analyze import analyze
     return analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
 
 
 @gpu(duration=GPU_SECONDS)
 def compare_on_device(*specs: Spec, latency: dict | None = None, images: list | None = None,
                       progress: Progress = None) -> Comparison:
-    """`compare` in this process (it runs the models on the sample photos), holding a GPU on ZeroGPU."""
+    """`compare` in this process (it runs the models on the sample photos), holding a GPU on ZeroGPU. (`compare`
+    imports torch when it runs, through `analyze`.)"""
     return compare(*specs, latency=latency, images=images, progress=progress)
 
 

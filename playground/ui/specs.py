@@ -10,18 +10,17 @@ import base64
 import binascii
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
 
-from ..backbones import default_img_size
+from ..catalog import catalog
 from ..choices import MERGES
 from ..errors import SpecError
-from ..modules import catalog
 from ..presets import load_preset, preset_files, preset_name
 from ..spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
-from ..weights import pretrained_unavailable
+from . import backbones
 
 __all__ = ["Controls", "parse_spec", "encode_spec", "decode_spec", "spec_yaml", "controls_from_spec",
            "spec_from_controls", "inserts_to_rows", "rows_to_inserts", "add_row", "remove_row", "point_choices",
@@ -37,12 +36,14 @@ _ORDER = ("title", "description", "backbone", "pretrained", "checkpoint", "num_c
 # ---- specs from the page: YAML text or a preset name, never a server file path
 
 def parse_spec(text: str) -> Spec:
-    """A Spec from YAML text or a preset name. Text from a browser or an API call is only ever parsed: it can
-    name no file on the server (no spec file, no `checkpoint`)."""
+    """A Spec from YAML text or a preset name, its backbone checked against timm's names (which a worker sent;
+    the library checks them when it builds). Text from a browser or an API call is only ever parsed: it can name no
+    file on the server (no spec file, no `checkpoint`)."""
     text = text or ""
     if text.strip() in preset_files():
         return load_preset(text.strip())
     spec = Spec.from_dict(parse_text(text))
+    backbones.check(spec.backbone)
     if spec.checkpoint:
         raise SpecError("checkpoint: the web app loads no files from the server; use pretrained: true here, or "
                         "a local checkpoint with the CLI or Python (python -m playground report SPEC)")
@@ -133,9 +134,10 @@ class Controls:
         return [getattr(self, n) for n in self.names()]
 
 
-def controls_from_spec(spec: Spec) -> Controls:
-    """The control values that show a spec."""
-    return Controls(spec.backbone, spec.pretrained, spec.img_size or default_img_size(spec.backbone),
+def controls_from_spec(spec: Spec, default_size: Callable[[str], int | None] = backbones.default_size) -> Controls:
+    """The control values that show a spec; the image size control shows the backbone's default when the spec
+    gives none (`default_size`: building the page passes one that asks no worker)."""
+    return Controls(spec.backbone, spec.pretrained, spec.img_size or default_size(spec.backbone),
                     spec.stem.stride, spec.stem.kernel, spec.stem.padding,
                     inserts_to_rows(spec.to_dict().get("insert", [])), spec.gate, spec.num_classes,
                     spec.head_norm or "none")
@@ -151,10 +153,7 @@ def tolerant(text: str) -> dict:
 
 
 def _default_size(backbone: str | None) -> int | None:
-    try:
-        return default_img_size(backbone) if backbone else None
-    except Exception:  # an unknown name: validation will say so
-        return None
+    return backbones.default_size(backbone) if isinstance(backbone, str) and backbone else None
 
 
 def _same_spec(a: dict, b: dict) -> bool:
@@ -193,7 +192,7 @@ def spec_from_controls(text: str, c: Controls) -> dict:
 
 def pretrained_note(spec: Spec) -> str | None:
     """Why this spec's `pretrained: true` cannot load weights here (one line), else None."""
-    return pretrained_unavailable(spec.backbone) if spec.pretrained and not spec.checkpoint else None
+    return backbones.pretrained_unavailable(spec.backbone) if spec.pretrained and not spec.checkpoint else None
 
 
 # ---- the insertion editor's rows [at, module, args]
@@ -308,12 +307,11 @@ def untick_unavailable(data: dict, old: dict) -> str | None:
     """After a change of backbone with `pretrained` ticked: untick it when the new backbone's weights cannot be had
     here, and say why (one line); else None. A user who switches from a pretrained preset to ViT-B/16 offline gets
     a random-init model and a note, not a failed Analyze."""
-    import timm
     backbone = data.get("backbone")
     if not data.get("pretrained") or data.get("checkpoint") or backbone == old.get("backbone") \
-            or not timm.is_model(backbone):
+            or not isinstance(backbone, str) or not backbones.known(backbone):
         return None
-    why = pretrained_unavailable(backbone)
+    why = backbones.pretrained_unavailable(backbone)
     if why:
         data["pretrained"] = False
         return f"pretrained unticked: {why}"

@@ -60,6 +60,20 @@ def estimate(spec: Spec, max_params: float | None = None, progress: Progress = N
 
 
 @job
+def backbones(progress: Progress = None) -> dict[str, int]:
+    """Every backbone name timm takes with its default input size (`playground.backbones.default_img_sizes`)."""
+    from ..backbones import default_img_sizes
+    return default_img_sizes()
+
+
+@job
+def pretrained_unavailable(backbone: str, progress: Progress = None) -> str | None:
+    """Why `pretrained: true` cannot load weights for `backbone` here, in one line; None when it can."""
+    from ..weights import pretrained_unavailable
+    return pretrained_unavailable(backbone)
+
+
+@job
 def warm(spec: Spec, progress: Progress = None) -> None:
     """Build and analyse a spec once (imports, weight conversion, caches), so a user's first request is quick."""
     analyze(spec)

@@ -78,6 +78,15 @@ class Service:
         return self._run("export", key=spec.backbone, what="export", progress=progress, spec=spec, fmt=fmt,
                          path=str(path))
 
+    def backbones(self) -> dict[str, int]:
+        """Every backbone name timm takes with its default input size: the architectures (the curated ones first,
+        the order of the page's menu), then the pretrained tags."""
+        return self._run("backbones", what="backbone list")
+
+    def pretrained_unavailable(self, backbone: str) -> str | None:
+        """Why `pretrained: true` cannot load weights for `backbone` here, in one line; None when it can."""
+        return self._run("pretrained_unavailable", key=backbone, what="weights check", backbone=backbone)
+
     def warm(self, spec: Spec) -> None:
         """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
         users' requests are quick. Best effort: a failure is logged."""

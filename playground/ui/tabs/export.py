@@ -15,7 +15,6 @@ import gradio as gr
 
 from ...choices import EXPORT_LABELS
 from ...errors import SpecError
-from ...export import python_snippet
 from ...spec import Spec
 from ..errors import progress_to, shown, user_errors
 from ..runs import ANALYSIS_QUEUE, export_to
@@ -92,7 +91,7 @@ def on_export(text: str, fmt: str, progress=gr.Progress()) -> tuple[str | None, 
 
 def on_snippet(text: str) -> Any:
     try:
-        return python_snippet(parse_spec(text))
+        return parse_spec(text).to_python()
     except SpecError:
         return gr.skip()
 

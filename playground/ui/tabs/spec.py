@@ -15,12 +15,12 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from ...backbones import HEAD_NORMS, default_img_size
-from ...choices import IMG_SIZE, STEM_KERNEL, STEM_PADDING, STEM_STRIDE
+from ...catalog import catalog
+from ...choices import HEAD_NORMS, IMG_SIZE, STEM_KERNEL, STEM_PADDING, STEM_STRIDE
 from ...errors import SpecError
-from ...modules import catalog
 from ...presets import preset_files
 from ...spec import Spec, load_spec
+from .. import backbones as known_backbones
 from ..errors import user_errors
 from ..history import History
 from ..render import catalog_html, status_html
@@ -108,7 +108,9 @@ def build_toolbar(presets: dict[str, Spec], default: str) -> Toolbar:
 
 
 def build_spec_panel(toolbar: Toolbar, backbones: list[str], default: Spec) -> SpecPanel:
-    c = controls_from_spec(default)
+    """The panel, showing `default`; building it asks no worker, so the image size (the backbone's default) and the
+    full backbone menu come with the page's load event."""
+    c = controls_from_spec(default, default_size=lambda name: None)
     backbone = gr.Dropdown(backbones, value=c.backbone, label="Backbone", allow_custom_value=True,
                            info="the seeds' models and the classics first; any timm name works", elem_id="backbone")
     with gr.Row():
@@ -189,7 +191,7 @@ def on_controls(p: SpecPanel, history: History, built: str | None, text: str, *v
                 p.status: status_html(error=str(e))}
     out = view(p, history.commit(spec_yaml(spec), "controls"), built, controls=False, note=note)
     if spec.backbone != old.get("backbone"):
-        out[p.img_size] = spec.img_size or default_img_size(spec.backbone)
+        out[p.img_size] = spec.img_size or known_backbones.default_size(spec.backbone)
     if note:
         out[p.pretrained] = False
     return out
