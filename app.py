@@ -11,6 +11,7 @@ for the cores.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,6 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from playground import ui  # noqa: E402
+from playground.ui.workers import stop_service  # noqa: E402
 
 QUEUE_SIZE = 64
 
@@ -33,7 +35,15 @@ def serve(demo: gr.Blocks, server_name: str | None = None, server_port: int | No
 
 demo = ui.build_demo()  # module level, for `gradio app.py` (reload mode)
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # `docker stop`, a Space's restart: close as Ctrl-C does
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     serve(demo, prevent_thread_lock=True)
     threading.Thread(target=ui.warm_up, daemon=True).start()
-    demo.block_thread()
+    try:
+        demo.block_thread()  # until Ctrl-C / SIGTERM; it closes the server
+    finally:
+        stop_service()

@@ -13,7 +13,7 @@ from ..budgets import Budgets
 from ..errors import SpecError
 from ..workers import Service
 
-__all__ = ["service", "WORKERS_ENV"]
+__all__ = ["service", "stop_service", "WORKERS_ENV"]
 
 WORKERS_ENV = "PLAYGROUND_WORKERS"
 
@@ -30,3 +30,10 @@ def service() -> Service:
                 raise SpecError(f"{WORKERS_ENV}: {text!r} is not a number of workers (0 runs in the server)")
             _service.append(Service(int(text) if text else None, Budgets.from_env()))
         return _service[0]
+
+
+def stop_service() -> None:
+    """Stop the workers (when the server stops); a later `service()` starts new ones."""
+    with _service_lock:
+        if _service:
+            _service.pop().close()
