@@ -55,13 +55,9 @@ def refusal(client, spec: str, **kw) -> str:
 
 
 def workers(server, lane: str) -> list[psutil.Process]:
-    """The server's worker processes of a lane (the latency worker is the one given the activity file)."""
-    out = []
-    for p in psutil.Process(server.proc.pid).children():
-        cmd = " ".join(p.cmdline())
-        if "playground.workers.serve" in cmd and ("--activity" in cmd) == (lane == "latency"):
-            out.append(p)
-    return out
+    """The server's worker processes of a lane."""
+    return [p for p in psutil.Process(server.proc.pid).children()
+            if "playground.workers.serve" in p.cmdline() and p.cmdline()[p.cmdline().index("--lane") + 1] == lane]
 
 
 def server_rss_mb(server) -> float:
@@ -169,4 +165,4 @@ def test_the_server_holds_no_models(app_server, warm):
     """After every fault above (run last in this module): the server process grew by less than the slack, and
     imports no model code of its own (its workers do)."""
     assert server_rss_mb(app_server) - warm < SERVER_RSS_SLACK_MB, (server_rss_mb(app_server), warm)
-    assert len(workers(app_server, "analysis")) == 2 and len(workers(app_server, "latency")) == 1
+    assert [len(workers(app_server, lane)) for lane in ("analysis", "latency", "gate")] == [2, 1, 1]

@@ -9,8 +9,10 @@ multiprocessing's spawn would do) talking over a socket pair, and the calling th
 - a worker that crashes (a segfault in native code), is killed (the kernel's OOM killer), exceeds the time budget
   or the memory budget (its own resident memory, polled every `POLL` seconds) yields one line to that user and is
   replaced in the background; every other user is served as before;
-- two lanes: `analysis` (counts, shapes, predictions, exports: N workers, `cores // N` torch threads each) and
-  `latency` (one worker with every core, so latency runs never overlap). Analyses never wait behind a measurement:
+- three lanes: `analysis` (counts, shapes, predictions, exports: N workers, `cores // N` torch threads each),
+  `latency` (one worker with every core, so latency runs never overlap) and `gate` (one worker, one thread: the
+  budget estimates on the meta device and other metadata, so that a giant is refused at once even while every
+  analysis worker is busy). Analyses never wait behind a measurement:
   on CPU the measurement waits for them instead, block by block (`Activity`); on CUDA it times the GPU while the
   analyses go on on the CPU;
 - a task goes to an idle worker that served its backbone recently (its model caches are warm), else to the idle
@@ -56,7 +58,7 @@ class _Worker:
 
     def __init__(self, lane: str, args: list[str]):
         ours, theirs = socket.socketpair()
-        cmd = [sys.executable, "-m", "playground.workers.serve", "--fd", str(theirs.fileno()), *args]
+        cmd = [sys.executable, "-m", "playground.workers.serve", "--lane", lane, "--fd", str(theirs.fileno()), *args]
         self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -235,6 +237,7 @@ class WorkerPool:
         self.lanes = {
             "analysis": Lane("analysis", self.workers, ["--threads", str(max(1, cores // self.workers)), *memory]),
             "latency": Lane("latency", 1, ["--threads", str(cores), "--activity", self.activity.path, *memory]),
+            "gate": Lane("gate", 1, ["--threads", "1", *memory]),
         }
 
     def run(self, job: str, *, lane: str = "analysis", key: str | None = None, what: str = "analysis",
@@ -243,7 +246,7 @@ class WorkerPool:
         SpecError; a worker that crashes or oversteps a budget raises a one-line RunError naming `what`."""
         chosen = self.lanes[lane]
         worker = chosen.acquire(key)
-        counted = lane == "analysis"
+        counted = lane != "latency"  # work on the cores that a measurement must not share
         if counted:
             self.activity.begin()
         try:

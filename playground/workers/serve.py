@@ -1,4 +1,5 @@
-"""A worker process: `python -m playground.workers.serve --fd N [--threads T] [--activity PATH] [--memory BYTES]`.
+"""A worker process: `python -m playground.workers.serve --lane L --fd N [--threads T] [--activity PATH]
+[--memory BYTES]`.
 
 Started by the pool (`playground.workers.pool`) with one end of a socket pair. It imports torch and the library,
 says ("ready", pid), then runs jobs one at a time: it receives (job name, keyword arguments) and sends
@@ -48,6 +49,7 @@ def _trim(budget: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="playground.workers.serve")
+    ap.add_argument("--lane", default="analysis", help="its lane (shown by ps; workers of a lane are alike)")
     ap.add_argument("--fd", type=int, required=True)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--activity", default=None, help="the analyses' activity file: time only while they are idle")

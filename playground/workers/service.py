@@ -46,7 +46,7 @@ class Service:
     def _estimate(self, spec: Spec, max_params: float | None) -> Estimate:
         key = (spec.backbone, spec.img_size, spec.stem, spec.num_classes, max_params)
         return self._estimates.get_or_make(key, lambda: self._run(
-            "estimate", key=spec.backbone, what="size check", spec=spec, max_params=max_params))
+            "estimate", lane="gate", what="size check", spec=spec, max_params=max_params))
 
     def check(self, spec: Spec, batch: int = 1) -> None:
         """Refuse a spec over the budgets, with one line, before anything is built."""
@@ -81,11 +81,11 @@ class Service:
     def backbones(self) -> dict[str, int]:
         """Every backbone name timm takes with its default input size: the architectures (the curated ones first,
         the order of the page's menu), then the pretrained tags."""
-        return self._run("backbones", what="backbone list")
+        return self._run("backbones", lane="gate", what="backbone list")
 
     def pretrained_unavailable(self, backbone: str) -> str | None:
         """Why `pretrained: true` cannot load weights for `backbone` here, in one line; None when it can."""
-        return self._run("pretrained_unavailable", key=backbone, what="weights check", backbone=backbone)
+        return self._run("pretrained_unavailable", lane="gate", what="weights check", backbone=backbone)
 
     def warm(self, spec: Spec) -> None:
         """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
