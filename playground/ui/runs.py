@@ -25,6 +25,9 @@ __all__ = ["service", "analyze_on_device", "compare_on_device", "run_analysis", 
            "WORKERS_ENV"]
 
 LATENCY_GROUP = "latency"
+# Seconds of timed blocks at most in a run of the app (the library's default is 10): one latency worker serves
+# everyone in turn, and on a busy CPU the measurement also waits for analyses between its blocks.
+MAX_RUN_TIME = 3.0
 # Gradio's queue settings of the events. Latency runs: one at a time, in the order asked. Analyses, predictions and
 # exports (and /analyze, whose latency runs wait in the pool's latency lane): the pool's lanes do the waiting, so
 # here the queue only bounds the threads that wait there.
@@ -85,4 +88,4 @@ def latency_options(device: str = "auto", batch: object = 1, dtype: str = "fp32"
     """`analyze`'s latency options from the page's (or the API's) loosely typed values."""
     n = float(batch) if batch not in (None, "") else 1.0
     return {"device": device or "auto", "batch": int(n) if n.is_integer() else n, "dtype": dtype or "fp32",
-            "channels_last": bool(channels_last), "compile": bool(compile)}
+            "channels_last": bool(channels_last), "compile": bool(compile), "max_run_time": MAX_RUN_TIME}

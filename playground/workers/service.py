@@ -36,6 +36,8 @@ class Service:
         self.budgets = budgets or Budgets()
         self.pool = WorkerPool(workers, self.budgets) if workers != 0 else None
         self._estimates: LRU[Estimate] = LRU(ESTIMATES)
+        self._making: dict[tuple, threading.Lock] = {}
+        self._making_lock = threading.Lock()
 
     def _run(self, job: str, *, lane: str = "analysis", key: str | None = None, what: str = "analysis",
              progress: Progress = None, **kwargs: Any) -> Any:
@@ -44,9 +46,24 @@ class Service:
         return self.pool.run(job, lane=lane, key=key, what=what, progress=progress, **kwargs)
 
     def _estimate(self, spec: Spec, max_params: float | None) -> Estimate:
+        """The spec's estimate, made once per backbone and size: users asking for the same one at once wait for
+        the first (three users asking for a giant cost the gate one estimate, not three in a row)."""
         key = (spec.backbone, spec.img_size, spec.stem, spec.num_classes, max_params)
-        return self._estimates.get_or_make(key, lambda: self._run(
-            "estimate", lane="gate", what="size check", spec=spec, max_params=max_params))
+        hit = self._estimates.get(key)
+        if hit is not None:
+            return hit
+        with self._making_lock:
+            making = self._making.setdefault(key, threading.Lock())
+        try:
+            with making:
+                hit = self._estimates.get(key)  # made meanwhile by the first asker
+                if hit is None:
+                    hit = self._estimates.put(key, self._run("estimate", lane="gate", what="size check", spec=spec,
+                                                             max_params=max_params))
+            return hit
+        finally:
+            with self._making_lock:
+                self._making.pop(key, None)
 
     def check(self, spec: Spec, batch: int = 1) -> None:
         """Refuse a spec over the budgets, with one line, before anything is built."""
@@ -88,17 +105,18 @@ class Service:
         return self._run("pretrained_unavailable", lane="gate", what="weights check", backbone=backbone)
 
     def warm(self, spec: Spec) -> None:
-        """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one), so that the first
-        users' requests are quick. Best effort: a failure is logged."""
+        """Analyse `spec` once in every analysis worker (concurrently: each takes an idle one) and estimate it in the
+        gate, so that the first users' requests are quick. Best effort: a failure is logged."""
         n = self.pool.workers if self.pool is not None else 1
         # daemon threads, not an executor: an executor's threads are joined at exit, and a server stopped while
         # its workers still start would wait for them
-        def one() -> None:
+        def one(job: str, lane: str) -> None:
             try:
-                self._run("warm", key=spec.backbone, what="warm-up", spec=spec)
+                self._run(job, lane=lane, key=spec.backbone, what="warm-up", spec=spec)
             except Exception:  # best effort: a user's own request will say what is wrong
                 log.exception("warming a worker with %s failed", spec.backbone)
-        threads = [threading.Thread(target=one, daemon=True) for _ in range(n)]
+        threads = [threading.Thread(target=one, args=("warm", "analysis"), daemon=True) for _ in range(n)]
+        threads.append(threading.Thread(target=one, args=("estimate", "gate"), daemon=True))
         for t in threads:
             t.start()
         for t in threads:
