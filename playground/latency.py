@@ -196,6 +196,7 @@ def _timed_blocks(timer: timeit.Timer, number: int, min_run_time: float, max_run
     contended = 0
     neighbours = _neighbours[0] if _neighbours else None
     patience = time.monotonic() + max_run_time
+    hard_stop = patience + max_run_time + 30.0  # whatever the noise, a measurement ends (with its MIN_BLOCKS)
     while True:
         token = None
         if neighbours is not None:
@@ -216,7 +217,7 @@ def _timed_blocks(timer: timeit.Timer, number: int, min_run_time: float, max_run
             report(0.1 + 0.9 * min(done, 1.0), "measuring")
         if len(times) < MIN_BLOCKS:
             continue
-        if spent >= max_run_time:
+        if spent >= max_run_time or time.monotonic() > hard_stop:
             return times, contended
         stats = block_stats(times)
         if spent >= min_run_time and stats.iqr < IQR_THRESHOLD * stats.median:
