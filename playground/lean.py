@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["create", "NotLean"]
 
@@ -65,13 +66,35 @@ def _install_hook() -> None:
             _hook_installed = True
 
 
+# torch.nn.init's functions and the in-place fills they (and timm's trunc_normal_) are made of
+_INIT = frozenset({
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_", "xavier_uniform_",
+    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_", "fill_", "zero_", "copy_",
+    "mul_", "add_", "sub_", "div_", "clamp_", "clamp_min_", "clamp_max_", "erfinv_", "exponential_", "bernoulli_",
+    "random_", "log_normal_", "cauchy_", "geometric_",
+})
+
+
+class _SkipInit(TorchFunctionMode):
+    """Initialising a meta tensor in place changes nothing, yet costs torch's Python meta kernels (timm's
+    trunc_normal_ is five of them per parameter: more than the real init of a small model); skipped. A mode is
+    thread-local."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", None) in _INIT and args and isinstance(args[0], torch.Tensor) \
+                and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 @contextmanager
 def _parameters_on_meta() -> Iterator[None]:
     _install_hook()
     outer = getattr(_local, "memo", None)
     _local.memo = {}
     try:
-        yield
+        with _SkipInit():
+            yield
     finally:
         _local.memo = outer
 
