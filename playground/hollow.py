@@ -2,19 +2,20 @@
 
 fvcore counts MACs from a `torch.jit` trace, which runs the model for real: for `vit_huge_patch14_224` that is
 167 GMACs, 5 to 8 s on two cores, almost all of it in `nn.Linear`. A lean model's weights are all zero (see
-`lean`), so every one of those products is known to be zero before it is computed. `hollow_copy` gives a copy
-of the model whose `nn.Linear` layers with all-zero weight and bias hold a `Hollow` weight instead: a tensor with
-the shape, dtype and device and no data, whose matrix products return zeros of the right shape without computing
-them. The tracer records the same `aten::linear` nodes with the same shapes, and the
-values that flow on are the same zeros (for finite inputs), so the counts are the lean model's exactly.
+`lean`), so every one of those products is known to be zero before it is computed. `hollow_copy` gives a copy of
+the model whose `nn.Linear` layers with all-zero weight and bias hold a `Hollow` weight instead: a tensor with the
+shape, dtype and device and no data, whose matrix products return zeros of the right shape without computing them.
+The tracer records the same `aten::linear` nodes with the same shapes, and the values that flow on are the same
+zeros (for finite inputs), so the counts are the lean model's exactly.
 
-Why not the meta device for the whole trace (measured): torch's Python meta kernels read sizes that the tracer has
-made into tensors and fail, and where they run they skip the decompositions the tracer records on the CPU
-(`aten::convolution` never reaches `aten::_convolution`, so ResNet-50's 4.09 G of convolutions vanish). Why not a
-`TorchDispatchMode`: a mode sees every op below the tracer, convolutions included, and the same `_convolution`
-nodes vanish. A tensor subclass is only seen by the ops that use it, and a Linear's weight is used by
-`aten::linear`, which the tracer records above any Python dispatch. Ops on a `Hollow` other than views and
-products raise `NotImplementedError`: the caller then counts the ordinary way.
+Why not the meta device for the whole trace: torch's Python meta kernels read sizes that the tracer has made into
+tensors, and fail (measured: ResNet, ViT, Swin, ConvNeXt, EfficientNet, MaxViT all stop at their first
+convolution); and `aten::convolution` has a meta kernel of its own, so on the meta device it never calls
+`aten::_convolution`, the op the tracer records and fvcore counts. Why not a `TorchDispatchMode`: a mode sees every
+op below the tracer, convolutions included, and runs them where the tracer no longer records (measured: ResNet-50's
+4.09 G of convolutions vanish from the count). A tensor subclass is only seen by the ops that use it, and a Linear's
+weight is used by `aten::linear`, which the tracer records before any Python dispatch. Ops on a `Hollow` other than
+views and products raise `NotImplementedError`: the caller then counts the ordinary way.
 """
 from __future__ import annotations
 

@@ -2,11 +2,12 @@
 
 Counting (parameters, MACs, shapes, the layer table) needs the shape of every parameter and the value of every
 buffer (relative position indices and attention masks are data: they decide what the forward pass computes), but
-never the parameters' values. Created the ordinary way, `vit_huge_patch14_224` spends 8.8 of its 9 s in random
-initialisation and then holds 2.5 GB of weights. Here the parameters are registered on the meta device, so timm's
-init functions cost nothing, while buffers are computed on the CPU as usual; afterwards every parameter becomes a
-zero view of one shared storage per dtype, as large as the largest parameter. The model runs (its outputs are
-meaningless) at the memory of its largest layer, and `hollow` can skip its products with zero weights.
+never the parameters' values. Created the ordinary way, `vit_huge_patch14_224` takes 7 to 10 s on two cores,
+nearly all of it random initialisation, and holds 2.5 GB of weights. Here the parameters are registered on the meta
+device, where timm's init functions cost nothing (and are skipped), while buffers are computed on the CPU as usual;
+afterwards every parameter becomes a zero view of one shared storage per dtype, as large as the largest parameter.
+vit_huge is then made in 0.1 s and runs (its outputs are meaningless) at the memory of its largest layer, 26 MB;
+`hollow` can skip its products with zero weights.
 
 Why not `torch.device("meta")` and `to_empty()`: buffers are created on the meta device too and come back as
 uninitialised memory; timm's `reinit_non_persistent_buffers` recomputes only the non-persistent buffers of modules
@@ -17,8 +18,9 @@ thread-local switch acts on this thread only.
 
 A buffer that followed a parameter onto the meta device (Swin computes its attention mask on `norm1.weight.device`)
 is recomputed by its module's `init_non_persistent_buffers`, timm's hook for exactly that. A model with any other
-meta buffer, or whose constructor cannot run with meta parameters, is created the ordinary way: `create` never
-fails where ordinary creation works.
+meta buffer, or whose constructor cannot run with meta parameters (it runs a forward pass, as hybrid ViTs do to
+size their embedding, or fills a CPU buffer from a parameter's device, as Swin V2 does), is created the ordinary
+way: `create` never fails where ordinary creation works. That is 4 of the 195 families of timm's table.
 
 Lean models are for counting only (every weight is zero): predictions, latency and exports use ordinary ones.
 """

@@ -30,7 +30,7 @@ SPECS = {
     # the base counted separately (stem change), a model of its own (num_classes, head norm), a rebuilt grid
     "resnet18_stem_head": {"backbone": "resnet18", "img_size": 96, "stem": {"stride": 4}, "num_classes": 10,
                            "head_norm": "layernorm"},
-    "swin_stride_gate": {"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 8}, "gate": True,
+    "swin_stride_gate": {"backbone": "swin_tiny_patch4_window7_224", "img_size": 112, "stem": {"stride": 8}, "gate": True,
                          "insert": [{"at": "stage1", "module": "eca"}]},
 }
 
