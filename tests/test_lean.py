@@ -114,6 +114,21 @@ def test_lean_creation_is_inert_on_other_threads():
     assert not nn.Linear(8, 8).weight.is_meta  # and nothing is left switched on
 
 
+def test_init_of_meta_parameters_is_skipped(monkeypatch):
+    """On the meta device init changes nothing but still runs torch's Python meta kernels: it is skipped, whether
+    the tensor comes by position or by keyword (torch.nn.init passes `tensor=`)."""
+    seen = []
+    real = torch.Tensor.normal_
+    monkeypatch.setattr(torch.Tensor, "normal_", lambda self, *a, **k: seen.append(self) or real(self, *a, **k))
+    with lean._parameters_on_meta():
+        layer = nn.Linear(4, 4)
+        nn.init.normal_(layer.weight)
+        torch.nn.init.trunc_normal_(layer.weight)
+    assert layer.weight.is_meta and not seen
+    layer.weight.detach().normal_()  # and only there
+    assert seen
+
+
 class _OddUse(nn.Module):
     """A Linear weight used outside a product: the hollow trace cannot run it, the ordinary count does."""
 
