@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's playground, for the in-process part, whatever is installed
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SPECS = {
     "vit_huge_patch14_224": {"backbone": "vit_huge_patch14_224"},
