@@ -8,6 +8,10 @@ sit in, so the parts add up to the total), `by_insert` (each stitched module) an
 split works on "self" counts (a module's own parameters / ops, children excluded); stitching keeps the backbone's
 module paths (see `stitch`), so every count maps back to them directly.
 
+A static analysis (no latency, no predictions) of a spec without weights counts a lean build (`lean`: no random
+initialisation; the same numbers, a fraction of the time and memory for a large model), and falls back to the
+ordinary build if the lean one fails. `PLAYGROUND_LEAN=0` in the environment forces the ordinary build (benchmarks).
+
     >>> r = analyze({"backbone": "resnet18", "img_size": 64, "insert": [{"at": "stage2", "module": "eca"}]})
     >>> r.params.delta, r.params.by_insert[0].path, r.shape_at("stage2").channels
     (5, 'layer2_after.0', 128)
@@ -17,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -112,10 +117,10 @@ def spec_key(spec: Spec) -> str:
     return json.dumps(spec.to_dict(), sort_keys=True)
 
 
-def cached_build(spec: Spec | dict | str) -> Built:
+def cached_build(spec: Spec | dict | str, lean: bool = False) -> Built:
     """`build`, from a small LRU keyed by the normalised spec (the UI asks for the same spec repeatedly)."""
     spec = load_spec(spec)
-    return _builts.get_or_make(spec_key(spec), lambda: build(spec))
+    return _builts.get_or_make(("lean|" if lean else "") + spec_key(spec), lambda: build(spec, lean))
 
 
 # ---- the analysis
@@ -147,7 +152,7 @@ def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
     if s.changes_only_by_insertion():
         return macs_total - sum(by_insert), None
     hit = _base_macs.get_or_make((s.backbone, built.img_size), lambda: count_macs(
-        built.base, torch.zeros(1, 3, built.img_size, built.img_size)))
+        built.base, torch.zeros(1, 3, built.img_size, built.img_size), skip_zero_products=built.lean))
     return hit.total, hit
 
 
@@ -185,7 +190,7 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     p_stage, p_insert = _split(_param_self_counts(model), grouper, n)
 
     step(0.45, "counting MACs (fvcore)")
-    macs = count_macs(model, torch.zeros(1, 3, built.img_size, built.img_size))
+    macs = count_macs(model, torch.zeros(1, 3, built.img_size, built.img_size), skip_zero_products=built.lean)
     m_stage, m_insert = _split(_self_counts(macs.by_module), grouper, n)
     base_macs, base_count = _base_mac_count(built, macs.total, m_insert)
     uncounted = sorted(set(macs.uncounted_ops) | set(base_count.uncounted_ops if base_count else []))
@@ -218,6 +223,21 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
         weights=built.weights,
         warnings=warnings,
     )
+
+
+def _lean_report(spec: Spec, summary_depth: int, progress: Progress) -> Report | None:
+    """The static report of a lean build of `spec` (see `lean`), or None: lean builds are off, the spec loads
+    weights, an ordinary build is cached already, or the lean build or its analysis fails (the ordinary path then
+    runs, and says why if it fails too)."""
+    if os.environ.get("PLAYGROUND_LEAN", "1") == "0" or spec.pretrained or spec.checkpoint \
+            or _builts.get(spec_key(spec)) is not None:
+        return None
+    try:
+        built = cached_build(spec, lean=True)
+        with built.lock, COMPUTE.shared():
+            return _static_report(built, summary_depth, progress)
+    except Exception:  # noqa: BLE001  the ordinary build gives the answer, or the error, the user should see
+        return None
 
 
 def _latency(built: Built, static: Report, opts: dict[str, Any], step: Callable[[float, str], None]):
@@ -270,12 +290,23 @@ def analyze(
     step = progress or (lambda f, m: None)
     if isinstance(spec_or_built, Built):
         built, key = spec_or_built, None
+        if built.lean and (latency or images):
+            raise SpecError("a lean build (build(spec, lean=True)) is for counting only: its weights are zeros; "
+                            "build the spec without lean=True to time it or predict with it")
+        static = None
     else:
         spec = load_spec(spec_or_built)
         key = f"{spec_key(spec)}|{summary_depth}"
-        step(0.05, "building the model")
-        built = cached_build(spec)
-    static = _reports.get(key) if key else None
+        static = _reports.get(key)
+        if static is None and not latency and not images:
+            step(0.05, "building the model")
+            static = _lean_report(spec, summary_depth, progress)
+            if static is not None:
+                _reports.put(key, static)
+        built = None
+        if static is None or latency or images:
+            step(0.05, "building the model")
+            built = cached_build(spec)
     if static is None:
         # hooks (probe, fvcore, torchinfo) on a model other requests may be running; not while a latency times
         with built.lock, COMPUTE.shared():

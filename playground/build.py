@@ -4,6 +4,8 @@ Order of work: create the backbone with its weights (hub, bundled or a local che
 embedding stride, put a norm before the classifier if asked, probe the result to resolve the insertion points,
 stitch the modules in (deepest module paths first, so outer wrappers never hide inner paths), and run one forward
 pass to prove the model works and its output shape is unchanged. Every failure is a one-line SpecError.
+
+`build(spec, lean=True)` makes the backbone without random initialisation (`lean`): for counting only.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from . import backbones
 from .cache import LRU
 from .compute import COMPUTE, shares_cores
 from .errors import SpecError, first_line
+from .lean import create as lean_create
 from .modules import Gate, LayoutAdapter, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, ForwardError, Point, Probe, probe
 from .report import StemChange, from_plain
@@ -56,7 +59,8 @@ class Insertion:
 @dataclass
 class Built:
     """What `build` made. `base` is the unmodified backbone, shared with a bounded cache: treat it as read-only.
-    A spec that changes nothing gets one fresh model, which is both `model` and `base`."""
+    A spec that changes nothing gets one fresh model, which is both `model` and `base`. `lean`: made by
+    `build(spec, lean=True)`, for counting only (its weights are zeros)."""
     spec: Spec
     model: nn.Module
     base: nn.Module
@@ -68,6 +72,7 @@ class Built:
     probe: Probe | None = field(default=None, repr=False)  # of the model before stitching; lazy if unchanged
     # held while anything hooks or runs the model: a Built from the analysis cache is shared between requests
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    lean: bool = False
 
     def probed(self, forward: Forward | None = None) -> Probe:
         """The probe, run now if it was not needed to build (a spec that changes nothing); `forward` as in
@@ -106,11 +111,12 @@ def _weights_source(spec: Spec):
 
 
 def _create(backbone: str, source, img_size: int, reparameterize: bool = False, exact_size: bool = False,
-            **kwargs) -> tuple[nn.Module | None, Any]:
+            lean: bool = False, **kwargs) -> tuple[nn.Module | None, Any]:
     """A backbone with its weights, in timm's fused deploy form if asked (`reparameterize_model`: RepVGG,
     MobileOne, FastViT ... as they ship and as timm's tables count them). Errors from timm (no network, bad
-    checkpoint) are SpecErrors already. `exact_size`: (None, None) when the constructor takes no image size."""
-    model, info = _create_train_form(backbone, source, img_size, exact_size, **kwargs)
+    checkpoint) are SpecErrors already. `exact_size`: (None, None) when the constructor takes no image size.
+    `lean`: without random initialisation when there are no weights to load (see `lean`)."""
+    model, info = _create_train_form(backbone, source, img_size, exact_size, lean, **kwargs)
     if model is None:
         return None, None
     if reparameterize:
@@ -119,10 +125,14 @@ def _create(backbone: str, source, img_size: int, reparameterize: bool = False, 
     return model, info
 
 
-def _create_train_form(backbone: str, source, img_size: int, exact_size: bool, **kwargs) -> tuple[nn.Module, Any]:
+def _create_train_form(backbone: str, source, img_size: int, exact_size: bool, lean: bool,
+                       **kwargs) -> tuple[nn.Module, Any]:
     if source is None:
         import timm
-        return backbones.create(backbone, timm.create_model, img_size, exact_size, **kwargs), None
+
+        def make(name, **kw):
+            return lean_create(timm.create_model, name, **kw) if lean else timm.create_model(name, **kw)
+        return backbones.create(backbone, make, img_size, exact_size, **kwargs), None
     from .weights import create_with_weights
     holder: dict = {}
 
@@ -134,12 +144,16 @@ def _create_train_form(backbone: str, source, img_size: int, exact_size: bool, *
     return holder["model"], holder["info"]
 
 
-def base_model(backbone: str, img_size: int, source=None, reparameterize: bool = False) -> tuple[nn.Module, Any]:
-    """The unmodified backbone (eval mode), from the cache when it was made before."""
+def base_model(backbone: str, img_size: int, source=None, reparameterize: bool = False,
+               lean: bool = False) -> tuple[nn.Module, Any]:
+    """The unmodified backbone (eval mode), from the cache when it was made before. `lean`: for counting only
+    (ignored when weights are loaded)."""
+    lean = lean and source is None
+
     def make() -> tuple[nn.Module, Any]:
-        model, info = _create(backbone, source, img_size, reparameterize)
+        model, info = _create(backbone, source, img_size, reparameterize, lean=lean)
         return model.eval(), info
-    return _bases.get_or_make((backbone, img_size, repr(source), reparameterize), make)
+    return _bases.get_or_make((backbone, img_size, repr(source), reparameterize, lean), make)
 
 
 @shares_cores
@@ -158,7 +172,7 @@ def points(backbone: str, img_size: int | None = None) -> list[Point]:
     """
     backbones.check_backbone(backbone)
     img_size = img_size or backbones.default_img_size(backbone)
-    model, _ = base_model(backbone, img_size)
+    model, _ = base_model(backbone, img_size, lean=True)  # shapes only: no need to initialise it
     # probed on a private (meta) copy: the cached base may be running a prediction in another thread
     found = _base_probes.get_or_make((backbone, img_size), lambda: _probe(model, img_size, backbone, private=True))
     return found.named_points()
@@ -280,7 +294,7 @@ def _head_norm(model: nn.Module, kind: str, found: Probe, warnings: list[str]) -
     return path
 
 
-def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs: dict
+def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs: dict, lean: bool
               ) -> tuple[nn.Module, Any, bool]:
     """The model rebuilt for the grid the new stem makes, with timm's own mechanisms: `set_input_size` (ViT-style
     models resample their position embeddings, Swin / MaxViT re-size windows), else the constructor's `img_size`
@@ -296,7 +310,8 @@ def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs
         except Exception as e:
             raise SpecError(_grid_refusal(plan, spec, type(model).__name__, str(e))) from None
     try:
-        new, new_info = _create(spec.backbone, source, eff, spec.reparameterize, exact_size=True, **kwargs)
+        new, new_info = _create(spec.backbone, source, eff, spec.reparameterize, exact_size=True, lean=lean,
+                                **kwargs)
     except SpecError:
         raise
     except Exception as e:
@@ -319,16 +334,16 @@ def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: list[in
     return text
 
 
-def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool) -> Probe:
+def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool, lean: bool) -> Probe:
     """The probe after a stem change; a forward pass that fails becomes a refusal that names the module that
     cannot take the new grid and the strides that fit."""
     try:
         return probe(model, plan.img_size)
     except ForwardError as e:
         what = f"{e.module_type} ({e.path})" if e.path else spec.backbone
-        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan), rebuilt)) from None
+        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan, lean), rebuilt)) from None
     except Exception as e:
-        raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e), _fitting_strides(spec, plan),
+        raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e), _fitting_strides(spec, plan, lean),
                                       rebuilt)) from None
 
 
@@ -339,11 +354,11 @@ STRIDE_SEARCH_SECONDS = 10.0
 _search = threading.local()  # set while _fitting_strides builds: a refusal inside it does not search again
 
 
-def _fitting_strides(spec: Spec, plan: StemPlan) -> list[int] | None:
+def _fitting_strides(spec: Spec, plan: StemPlan, lean: bool) -> list[int] | None:
     """Of half, one, two and four times the original stride, those with which this backbone builds and runs (None
     when the model is too large to try them in STRIDE_SEARCH_SECONDS). Never below half: a smaller stride
     multiplies the tokens an attention layer sees, and its memory by their square."""
-    base, _ = base_model(spec.backbone, plan.img_size, None, spec.reparameterize)
+    base, _ = base_model(spec.backbone, plan.img_size, None, spec.reparameterize, lean=True)  # for its size
     if _n_params(base) > MAX_STRIDE_SEARCH_PARAMS or getattr(_search, "active", False):
         return None
     fits, deadline = [], time.monotonic() + STRIDE_SEARCH_SECONDS
@@ -354,7 +369,7 @@ def _fitting_strides(spec: Spec, plan: StemPlan) -> list[int] | None:
         _search.active = True
         try:
             build(dataclasses.replace(spec, pretrained=False, checkpoint=None, insert=(), head_norm=None,
-                                      stem=dataclasses.replace(spec.stem, stride=s)))
+                                      stem=dataclasses.replace(spec.stem, stride=s)), lean)
             fits.append(s)
         except SpecError:
             pass
@@ -375,11 +390,13 @@ def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
 
 
 @shares_cores
-def build(spec: Spec | dict | str) -> Built:
+def build(spec: Spec | dict | str, lean: bool = False) -> Built:
     """Build the model a spec describes (the module docstring gives the order of work).
 
     Args:
         spec: a Spec, a dict, or YAML/JSON text.
+        lean: for counting only: the backbone without random initialisation (all its weights zero; see `lean`),
+            unless weights are loaded. Its params, MACs and shapes are the ordinary model's; its outputs are not.
 
     Returns:
         A Built: `model` (the stitched nn.Module), `base` (the unmodified backbone), `points`, `insertions`,
@@ -394,12 +411,14 @@ def build(spec: Spec | dict | str) -> Built:
     source = _weights_source(spec)
     kwargs = backbones.create_kwargs(spec)
     fused = spec.reparameterize
+    lean = lean and source is None
     if not spec.changes_backbone():  # the model is its own base: one fresh model, no copy, nothing cached to share
-        base, info = _create(spec.backbone, source, img_size, fused)
+        base, info = _create(spec.backbone, source, img_size, fused, lean=lean)
         model = base
-    elif kwargs:  # the constructor changes (classes, drop path): a model of its own, weights loaded by timm
-        base, _ = base_model(spec.backbone, img_size, source, fused)
-        model, info = _create(spec.backbone, source, img_size, fused, **kwargs)
+    elif kwargs or lean:  # the constructor changes (classes, drop path): a model of its own, weights loaded by timm
+        # (and a lean model is cheaper to make again than to copy: deepcopy clones every parameter)
+        base, _ = base_model(spec.backbone, img_size, source, fused, lean)
+        model, info = _create(spec.backbone, source, img_size, fused, lean=lean, **kwargs)
     else:
         base, info = base_model(spec.backbone, img_size, source, fused)
         model = copy.deepcopy(base)
@@ -409,17 +428,17 @@ def build(spec: Spec | dict | str) -> Built:
         info = dataclasses.replace(info, missing=list(info.missing), unexpected=list(info.unexpected),
                                    reinitialised=list(info.reinitialised))
     if not spec.changes_backbone():  # nothing to resolve or check: the probe runs when first asked (Built.probed)
-        return Built(spec, model, base, img_size, [], weights=info)
+        return Built(spec, model, base, img_size, [], weights=info, lean=lean)
     found = _probe(model, img_size, "backbone")
 
     stem = None
     if not spec.stem.is_default():
         before = found
         plan = plan_stem(found, spec.stem)
-        model, info, rebuilt = _for_grid(model, info, plan, spec, source, kwargs)
+        model, info, rebuilt = _for_grid(model, info, plan, spec, source, kwargs, lean)
         change, w = apply_stem(model, plan, pretrained=info is not None)
         warnings += w
-        found = _probe_changed_stem(model, plan, spec, rebuilt)
+        found = _probe_changed_stem(model, plan, spec, rebuilt, lean)
         stem = from_plain(StemChange, {**change, "description": describe_stem(plan, before, found)})
         if stem.after.kernel != stem.before.kernel and info is not None:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem.path}.weight"})
@@ -460,4 +479,4 @@ def build(spec: Spec | dict | str) -> Built:
         if got != out_shape:
             raise SpecError(f"insert: the stitched model's features changed shape {list(out_shape)} -> "
                             f"{list(got)}; stitched modules must keep the shape")
-    return Built(spec, model, base, img_size, insertions, stem, warnings, info, found)
+    return Built(spec, model, base, img_size, insertions, stem, warnings, info, found, lean=lean)
