@@ -2,8 +2,9 @@
 a worker killed mid-analysis, a spec over each budget, a worker over its memory limit. Each gets one line, the next
 request (from another client) succeeds, no traceback reaches a user, and the server's memory stays flat.
 
-The budgets are set so that each case is far from its edge on any 2-core machine: ViT-L/16 with a stitched SE needs
-two copies of 304 M parameters (2.4 GB) against a 1.25 GB memory limit; 13+ forward passes of ResNet-18 at batch 32
+The budgets are set so that each case is far from its edge on any 2-core machine: a prediction with ViT-L/16 and a
+stitched SE builds two initialised copies of 304 M parameters (2.4 GB; static analyses count a lean build, which
+fits) against a 1.25 GB memory limit; 13+ forward passes of ResNet-18 at batch 32
 (1.3 s each here) against a 6 s time limit.
 """
 from __future__ import annotations
@@ -45,10 +46,13 @@ def analyze(client, spec: str, latency: bool = False, batch: int = 1) -> str:
     return client.predict(spec, latency, "cpu", batch, "fp32", api_name="/analyze")
 
 
-def refusal(client, spec: str, **kw) -> str:
-    """The error a request gets: exactly one line, with no traceback."""
+def refusal(client, spec: str, photo: str | None = None, **kw) -> str:
+    """The error a request (an analysis, or a prediction of `photo`) gets: exactly one line, with no traceback."""
     with pytest.raises(AppError) as e:
-        analyze(client, spec, **kw)
+        if photo:
+            client.predict(spec, gradio_client.handle_file(photo), 3, api_name="/predict")
+        else:
+            analyze(client, spec, **kw)
     message = str(e.value)
     assert "\n" not in message.strip() and "Traceback" not in message and "torch" not in message, message
     return message
@@ -92,10 +96,21 @@ def test_a_request_over_the_time_budget_stops_its_worker_only(app_server, warm):
     assert '"params"' in analyze(new_client(app_server), SMALL)
 
 
-def test_a_worker_over_its_memory_limit_is_stopped_and_replaced(app_server, warm):
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    from PIL import Image
+    from skimage import data
+    path = tmp_path_factory.mktemp("photos") / "chelsea.png"
+    Image.fromarray(data.chelsea()).save(path)
+    return str(path)
+
+
+def test_a_worker_over_its_memory_limit_is_stopped_and_replaced(app_server, warm, photo):
     before = {p.pid for p in workers(app_server, "analysis")}
-    message = refusal(new_client(app_server), "backbone: vit_large_patch16_224\ninsert:\n  - {at: final, module: se}")
-    assert "needed more than 1.25 GB of memory; the limit here is 1.25 GB (PLAYGROUND_WORKER_MEMORY_GB)" in message
+    message = refusal(new_client(app_server), "backbone: vit_large_patch16_224\ninsert:\n  - {at: final, module: se}",
+                      photo)
+    assert "prediction needed more than 1.25 GB of memory; the limit here is 1.25 GB (PLAYGROUND_WORKER_MEMORY_GB)" \
+        in message, message
     assert '"params"' in analyze(new_client(app_server), SMALL)
     assert {p.pid for p in workers(app_server, "analysis")} != before  # one was replaced
 
@@ -146,7 +161,7 @@ def test_a_worker_killed_mid_analysis_costs_one_line_and_the_next_request_succee
     assert '"params"' in analyze(new_client(app_server), SMALL)
 
 
-def test_other_users_are_served_while_a_worker_fails(app_server, warm):
+def test_other_users_are_served_while_a_worker_fails(app_server, warm, photo):
     """A user's analyses keep succeeding while another user's request blows the memory budget."""
     results: list[str] = []
 
@@ -156,7 +171,7 @@ def test_other_users_are_served_while_a_worker_fails(app_server, warm):
             results.append(analyze(c, f"backbone: resnet18\nimg_size: {size}\n"))
     t = threading.Thread(target=steady)
     t.start()
-    refusal(new_client(app_server), "backbone: vit_large_patch16_224\ninsert:\n  - {at: final, module: eca}")
+    refusal(new_client(app_server), "backbone: vit_large_patch16_224\ninsert:\n  - {at: final, module: eca}", photo)
     t.join(timeout=300)
     assert len(results) == 4 and all('"params"' in r for r in results)
 
