@@ -10,6 +10,7 @@ import pytest
 MODULES = ["playground", "playground.build", "playground.analyze", "playground.compare", "playground.export",
            "playground.predict", "playground.units", "playground.choices", "playground.report",
            "playground.stats", "playground.compute", "playground.budgets", "playground.workers.activity",
+           "playground.lean",
            "playground.ui.history"]
 
 
