@@ -427,8 +427,11 @@ def build(spec: Spec | dict | str, lean: bool = False) -> Built:
     if info is not None:  # the base's info is shared with the cache
         info = dataclasses.replace(info, missing=list(info.missing), unexpected=list(info.unexpected),
                                    reinitialised=list(info.reinitialised))
-    if not spec.changes_backbone():  # nothing to resolve or check: the probe runs when first asked (Built.probed)
-        return Built(spec, model, base, img_size, [], weights=info, lean=lean)
+    if not spec.changes_backbone():
+        built = Built(spec, model, base, img_size, [], weights=info, lean=lean)
+        if img_size != backbones.default_img_size(spec.backbone):
+            built.probed()  # a size the backbone was not made for may not run: refuse it now, in one line
+        return built  # else the probe runs when first asked (Built.probed), sharing torchinfo's forward pass
     found = _probe(model, img_size, "backbone")
 
     stem = None

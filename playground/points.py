@@ -77,7 +77,10 @@ class ForwardError(RuntimeError):
     def __init__(self, cause: BaseException, path: str | None, module: nn.Module | None):
         self.cause, self.path = cause, path
         self.module_type = type(module).__name__ if module is not None else None
-        self.text = first_line(cause)
+        root = cause
+        while root.__cause__ is not None:  # a wrapper's text ("Failed to run torchinfo") hides the real reason
+            root = root.__cause__
+        self.text = first_line(root)
         super().__init__(f"{path or 'forward'}: {self.text}")
 
 

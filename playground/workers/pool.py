@@ -38,7 +38,7 @@ from ..budgets import ENV, Budgets
 from ..errors import RunError, SpecError
 from .activity import Activity
 
-__all__ = ["WorkerPool", "Lane", "default_workers"]
+__all__ = ["WorkerPool", "Lane", "default_workers", "own_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ Progress = Callable[[float, str], None] | None
 def default_workers(cores: int | None = None) -> int:
     """Analysis workers for `cores` CPU cores: one per core, at most 4 (each holds its own model caches)."""
     return max(1, min(4, cores or os.cpu_count() or 1))
+
+
+def own_memory(pid: int | None = None) -> int:
+    """Resident memory that is a process's own (default: this one), what the memory budget counts: shared
+    libraries' pages (torch's are large, and shared by every worker) left out; 0 for a process that is gone."""
+    import psutil
+    try:
+        m = psutil.Process(pid).memory_info()
+    except psutil.Error:
+        return 0
+    return m.rss - getattr(m, "shared", 0)
 
 
 class _Worker:
@@ -73,13 +84,7 @@ class _Worker:
             return False
 
     def own_memory(self) -> int:
-        """Resident memory that is the worker's own: shared libraries' pages (torch's are large) left out."""
-        import psutil
-        try:
-            m = psutil.Process(self.proc.pid).memory_info()
-        except psutil.Error:
-            return 0
-        return m.rss - getattr(m, "shared", 0)
+        return own_memory(self.proc.pid)
 
     def stop(self) -> None:
         import psutil

@@ -25,15 +25,10 @@ __all__ = ["main", "TRIM_AT"]
 TRIM_AT = 0.5  # of the memory budget: above it after a job, the worker drops its cached models
 
 
-def _own_memory() -> int:
-    import psutil
-    m = psutil.Process().memory_info()
-    return m.rss - getattr(m, "shared", 0)
-
-
 def _trim(budget: int) -> None:
     """Drop cached models when this process holds more than TRIM_AT of `budget`, and give the memory back."""
-    if _own_memory() <= TRIM_AT * budget:
+    from .pool import own_memory
+    if own_memory() <= TRIM_AT * budget:
         return
     import ctypes
     import gc
