@@ -206,3 +206,15 @@ def test_blocks_star_expands_and_same_target_chains():
                                                           {"at": "final", "module": "eca"}]})
     assert [i.point.name for i in built.insertions[:4]] == [f"stage2.block{j}" for j in range(1, 5)]
     assert built.insertions[-2].path == "layer4_after.0" and built.insertions[-1].path == "layer4_after.1"
+
+
+def test_an_unmodified_backbone_at_a_size_it_cannot_take_is_refused_at_build():
+    """Found by the property test: ConvNeXt's last 2x2 downsampling gets a 1x1 map at 16 px. Refused by build, in one
+    line naming the module and the real reason (not torchinfo's wrapper text), before a forward can fail raw."""
+    with pytest.raises(pg.SpecError) as e:
+        pg.build({"backbone": "convnext_atto", "img_size": 16})
+    message = str(e.value)
+    assert "img_size 16 in stages.3.downsample.1 (Conv2d)" in message and "\n" not in message, message
+    with pytest.raises(pg.SpecError) as e:
+        pg.analyze({"backbone": "convnext_atto", "img_size": 16})
+    assert "torchinfo" not in str(e.value), str(e.value)
