@@ -11,8 +11,8 @@ multiprocessing's spawn would do) talking over a socket pair, and the calling th
   replaced in the background; every other user is served as before;
 - three lanes: `analysis` (counts, shapes, predictions, exports: N workers, `cores // N` torch threads each),
   `latency` (one worker with every core, so latency runs never overlap) and `gate` (one worker, one thread: the
-  budget estimates on the meta device and other metadata, so that a giant is refused at once even while every
-  analysis worker is busy). Analyses never wait behind a measurement:
+  budget estimates on the meta device, the point menus and other metadata, so that a giant is refused and a menu
+  refreshed at once even while every analysis worker is busy). Analyses never wait behind a measurement:
   on CPU the measurement waits for them instead, block by block (`Activity`); on CUDA it times the GPU while the
   analyses go on on the CPU;
 - a task goes to an idle worker that served its backbone recently (its model caches are warm), else to the idle

@@ -87,7 +87,7 @@ class Service:
     def points(self, spec: Spec) -> list[dict]:
         """The insertion points of the spec's backbone after its stem change, as plain dicts."""
         self.check(spec)
-        return self._run("points", key=spec.backbone, what="point list", spec=spec)
+        return self._run("points", lane="gate", what="point list", spec=spec)  # the menu: never behind analyses
 
     def export(self, spec: Spec, fmt: str, path: str | Path, progress: Progress = None) -> Path:
         if fmt not in ("yaml", "python"):
