@@ -113,9 +113,9 @@ def rss_mib(pid: int) -> float:
 
 
 class Server:
-    """`python app.py` on a free loopback port, stopped on exit."""
+    """`python app.py [args]` on a free loopback port, stopped on exit."""
 
-    def __init__(self, start_timeout: float = 180.0, env: dict[str, str] | None = None):
+    def __init__(self, start_timeout: float = 180.0, env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
@@ -123,7 +123,7 @@ class Server:
                **(env or {})}
         self.started = time.monotonic()
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
+        self.proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self._wait(start_timeout)
 

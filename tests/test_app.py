@@ -29,8 +29,16 @@ def call(client, *args, api_name):
 
 def test_named_endpoints(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/analyze", "/predict", "/points", "/presets", "/compare"} <= set(named)
-    assert len(named) == 5  # the page's own events are private
+    assert set(named) == {"/analyze", "/predict", "/points", "/presets", "/modules", "/backbones", "/compare"}
+    # (the page's own events are private)
+
+
+def test_modules_and_backbones_tell_a_client_what_it_can_ask_for(client):
+    modules = call(client, api_name="/modules")
+    assert modules["eca"]["args"]["kernel_size"] == "int" and "Wang et al." in modules["eca"]["paper"]
+    found = call(client, "vit_small_patch16", 3, api_name="/backbones")
+    assert list(found)[0].startswith("vit_small_patch16") and len(found) == 3 and found["vit_small_patch16_224"] == 224
+    assert "resnet50" in call(client, "resnet5O", api_name="/backbones")  # a misspelling: the close names
 
 
 def test_presets(client):

@@ -7,12 +7,13 @@ names (`choices.CURATED_BACKBONES`), and its load event brings the full menu.
 """
 from __future__ import annotations
 
+import difflib
 import threading
 
 from ..errors import SpecError, close_matches
 from .workers import service
 
-__all__ = ["sizes", "menu", "known", "check", "default_size", "pretrained_unavailable"]
+__all__ = ["sizes", "menu", "search", "known", "check", "default_size", "pretrained_unavailable"]
 
 _sizes: dict[str, int] = {}
 _lock = threading.Lock()
@@ -29,6 +30,18 @@ def sizes() -> dict[str, int]:
 def menu() -> list[str]:
     """The backbone menu: every architecture, the curated ones first (a pretrained tag is typed, not listed)."""
     return [n for n in sizes() if "." not in n]
+
+
+def search(query: str, limit: int = 50) -> dict[str, int]:
+    """Architectures whose name contains `query` (case-insensitive) with their default input size: names that
+    start with it first, then the menu's order (curated first); close spellings when nothing contains it."""
+    q = query.strip().lower()
+    names = [n for n in menu() if q in n]
+    names.sort(key=lambda n: not n.startswith(q))  # stable: the menu's order within each group
+    if not names:
+        names = difflib.get_close_matches(q, menu(), n=limit, cutoff=0.5)
+    table = sizes()
+    return {n: table[n] for n in names[:max(1, limit)]}
 
 
 def known(name: str) -> bool:
