@@ -5,7 +5,7 @@ live in `playground/ui/`; this file only launches them: offline (no analytics), 
 in (`api_open=False`), so concurrency limits hold for the page and the API alike.
 
 `python app.py --mcp` (or GRADIO_MCP_SERVER=True, Gradio's own variable, e.g. in a Space's settings) also serves the
-named API endpoints as MCP tools at /gradio_api/mcp/ (the `mcp` extra: pip install "gradio[mcp]"); README, "Agents".
+named API endpoints as MCP tools at /gradio_api/mcp/ (gradio[mcp], in requirements.txt); README, "Agents (MCP)".
 
 The server process imports no torch (the models run in worker processes), so the page is served within seconds;
 the workers start (importing torch, warming the default preset) only once it is, so they do not compete with it
