@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from .errors import SpecError, first_line
 from .spec import Spec, load_spec
 
-__all__ = ["Budgets", "Estimate", "estimate", "DEFAULTS", "ENV"]
+__all__ = ["Budgets", "Estimate", "estimate", "published_estimate", "DEFAULTS", "ENV", "PUBLISHED_MARGIN"]
 
 # field -> environment variable of the web app (documented in the README, "Limits")
 ENV = {"max_params_m": "PLAYGROUND_MAX_PARAMS_M", "max_gmacs": "PLAYGROUND_MAX_GMACS",
@@ -35,11 +35,20 @@ DEFAULTS = {"max_params_m": 700.0, "max_gmacs": 200.0, "max_img_size": 768, "max
 _ADVICE = "run it locally with the CLI, which has no limit"
 
 
+# Refusing from timm's published table (no model built) needs a figure this far over the limit: the table rounds to
+# 0.01 M and 0.01 G; a changed head is under 1% of a model near the limits; MACs scaled by the image area from the
+# nearest benchmarked size undercount attention (quadratic in tokens) and overcount size-independent parts (the
+# head) by a few percent. Anything closer to the limit is counted on the meta device.
+PUBLISHED_MARGIN = 1.1
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """What a request will cost, from the meta device: parameters, and MACs per image (None if not countable there)."""
+    """What a request will cost: parameters, and MACs per image (None if not countable); `published` when taken from
+    timm's table rather than counted on the meta device."""
     params: int
     macs: int | None
+    published: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,17 +110,39 @@ class Budgets:
         self.check_request(spec)
         if self.max_params_m is None and self.max_gmacs is None:
             return None
+        quick = published_estimate(spec)
+        if quick is not None:  # a giant timm has published: refused without asking a worker
+            self._refuse_over(spec, quick, batch, PUBLISHED_MARGIN)
         est = (estimator or estimate)(spec, None if self.max_params_m is None else self.max_params_m * 1e6)
-        if self.max_params_m is not None and est.params > self.max_params_m * 1e6:
-            raise SpecError(f"backbone: {spec.backbone} has {est.params / 1e6:,.1f} M parameters, over the limit "
-                            f"here of {self.max_params_m:,.0f} M ({self._name('max_params_m')}); "
+        self._refuse_over(spec, est, batch)
+        return est
+
+    def _refuse_over(self, spec: Spec, est: Estimate, batch: int, margin: float = 1.0) -> None:
+        """Raise the one-line refusal when `est` is over a limit by more than `margin` times it."""
+        about = "about " if est.published else ""
+        if self.max_params_m is not None and est.params > margin * self.max_params_m * 1e6:
+            raise SpecError(f"backbone: {spec.backbone} has {about}{est.params / 1e6:,.1f} M parameters, over the "
+                            f"limit here of {self.max_params_m:,.0f} M ({self._name('max_params_m')}); "
                             f"{self._advice('pick a smaller backbone')}")
-        if self.max_gmacs is not None and est.macs is not None and est.macs * batch > self.max_gmacs * 1e9:
-            per_pass = f"{est.macs / 1e9:,.1f} GMACs per image" + (f" x batch {batch}" if batch > 1 else "")
+        if self.max_gmacs is not None and est.macs is not None and est.macs * batch > margin * self.max_gmacs * 1e9:
+            per_pass = f"{about}{est.macs / 1e9:,.1f} GMACs per image" + (f" x batch {batch}" if batch > 1 else "")
             raise SpecError(f"{spec.backbone} at {_size(spec)} needs {per_pass}, over the limit here of "
                             f"{self.max_gmacs:,.0f} GMACs per forward pass ({self._name('max_gmacs')}); "
                             f"{self._advice('use a smaller img_size' + (' or batch' if batch > 1 else ''))}")
-        return est
+
+
+def published_estimate(spec: Spec) -> Estimate | None:
+    """The spec's backbone as timm's published table has it (`published`), None when the table lacks it: parameters
+    as published, MACs scaled by the image area from the nearest benchmarked size (none after a stem change, which
+    changes the grid). Approximate: only a figure well over a limit is refused from it (`PUBLISHED_MARGIN`)."""
+    from .published import published_rows
+    rows = published_rows().get(spec.backbone.partition(".")[0])
+    if not rows:
+        return None
+    size = spec.img_size or rows[0].img_size
+    row = min(rows, key=lambda r: abs(r.img_size - size))
+    macs = round(row.gmacs * 1e9 * (size / row.img_size) ** 2) if spec.stem.is_default() else None
+    return Estimate(round(row.params_m * 1e6), macs, published=True)
 
 
 def _size(spec: Spec) -> str:

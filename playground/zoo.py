@@ -1,6 +1,6 @@
 """The timm zoo against timm's own published table: one check per backbone family.
 
-`REFERENCE` is timm's inference benchmark table (results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv in
+`REFERENCE` (`published`) is timm's inference benchmark table (results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv in
 huggingface/pytorch-image-models): params (M), GMACs and activations (M) from fvcore at batch 1, attention
 counted, reparameterisable models in their fused deploy form. Its numbers are rounded to two decimals, so a
 comparison allows half a unit of the last digit on top of the relative tolerance.
@@ -14,43 +14,20 @@ comparison allows half a unit of the last digit on top of the relative tolerance
 """
 from __future__ import annotations
 
-import csv
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from .errors import SpecError, first_line
+from .published import REFERENCE, Reference, reference_table  # noqa: F401  (re-exported)
 
 __all__ = ["Reference", "reference_table", "family", "families", "within", "ZooResult", "check"]
 
-REFERENCE = Path(__file__).parent / "data" / "timm-benchmark-infer-pt291-5090.csv"
 PARAMS_TOLERANCE = 0.005  # relative, plus half a unit of the table's last digit (0.005 M)
 MACS_TOLERANCE = 0.01  # relative, plus 0.005 GMACs
 RAW_MARKERS = ("the forward pass fails", "cannot be built for")  # our wrappers around another library's text
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One row of timm's table."""
-    model: str
-    img_size: int
-    params_m: float
-    gmacs: float
-    macts_m: float
-
-
-def reference_table(path: Path = REFERENCE) -> dict[str, Reference]:
-    """model name (no pretrained tag) -> its row; the first row of a model wins (they agree)."""
-    out: dict[str, Reference] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            name = row["model"].split(".")[0]
-            out.setdefault(name, Reference(name, int(row["infer_img_size"]), float(row["param_count"]),
-                                           float(row["infer_gmacs"]), float(row["infer_macts"])))
-    return out
 
 
 def family(name: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from playground.budgets import DEFAULTS, ENV, Budgets, estimate
+from playground.budgets import DEFAULTS, ENV, Budgets, estimate, published_estimate
 from playground.cli import main
 from playground.errors import SpecError
+from playground.spec import load_spec
 
 
 def test_limits_come_from_the_environment_with_defaults():
@@ -34,8 +35,10 @@ def test_estimates_match_timms_table_and_scale_with_the_stem():
 @pytest.mark.parametrize("spec, batch, budgets, words", [
     ({"backbone": "eva02_enormous_patch14_clip_224"}, 1, Budgets(max_params_m=700),
      ["4,350.6 M parameters", "limit here of 700 M", "--max-params-m"]),
-    ({"backbone": "resnet50", "img_size": 448}, 1, Budgets(max_gmacs=10),
-     ["16.4 GMACs per image", "10 GMACs per forward pass", "smaller img_size"]),
+    ({"backbone": "resnet50", "img_size": 448}, 1, Budgets(max_gmacs=10),  # far over: from timm's table
+     ["about 16.5 GMACs per image", "10 GMACs per forward pass", "smaller img_size"]),
+    ({"backbone": "resnet50"}, 1, Budgets(max_gmacs=4),  # just over: counted on the meta device
+     ["needs 4.1 GMACs per image", "4 GMACs per forward pass"]),
     ({"backbone": "resnet50"}, 8, Budgets(max_gmacs=10), ["x batch 8", "img_size or batch"]),
     ({"backbone": "resnet18", "img_size": 900}, 1, Budgets.from_env({}),
      ["900 px", "768 px", "PLAYGROUND_MAX_IMG_SIZE", "run it locally with the CLI"]),
@@ -55,3 +58,14 @@ def test_the_cli_takes_the_same_limits(capsys):
     assert main(["report", "se_resnet50", "--max-gmacs", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "over the limit here of 2 GMACs" in err and "--max-gmacs" in err
+
+
+def test_a_giant_timm_has_published_is_refused_without_building_it():
+    est = published_estimate(load_spec({"backbone": "vit_giant_patch14_dinov2", "img_size": 518}))
+    assert (est.params, est.macs, est.published) == (1_136_480_000, 1_784_200_000_000, True)  # the table's row
+    assert published_estimate(load_spec({"backbone": "eva02_enormous_patch14_clip_224"})) is None  # not in it
+
+    def no_worker(spec, max_params):
+        raise AssertionError("a giant in timm's table needs no estimate")
+    with pytest.raises(SpecError, match="has about 1,136.5 M parameters"):
+        Budgets(max_params_m=700).check({"backbone": "vit_giant_patch14_dinov2"}, estimator=no_worker)
