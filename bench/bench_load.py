@@ -7,7 +7,7 @@ server's memory over many different specs.
 Starts `app.py` in a subprocess on a free loopback port (127.0.0.1 only) with the app's default budgets and waits
 until it answers; everything is bounded in time and count, and the server is stopped at the end whatever happens.
 
-1. Load: `--users` gradio_client users, each in its own thread with its own client, for `--duration` seconds (or
+1. Load: `--users` gradio_client users, each in its own process with its own client, for `--duration` seconds (or
    `--max-requests` in all), each doing a fixed-seed mix of
    - `/analyze` of several common specs (presets and small stitched specs),
    - `/analyze` with `latency=True` (CPU, batch 1) of small models,
@@ -38,7 +38,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -181,66 +180,86 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def load_phase(url: str, users: int, duration: float, max_requests: int, images: list[str], seed: int,
-               giants: int = 0) -> dict:
-    """`users` users of the mix (and `giants` users asking for giant models) for `duration` seconds."""
-    from gradio_client import Client, handle_file
+def _request(client, rng: random.Random, kind: str, rec: dict, images: list[str]) -> None:
+    """One request of a user: what it asks and what the answer must hold."""
+    from gradio_client import handle_file
+    if kind == "analyze":
+        r = json.loads(client.predict(rng.choice(ANALYZE_SPECS), api_name="/analyze"))
+        assert r["params"]["total"] > 0 and r["latency"] is None
+    elif kind == "latency":
+        r = json.loads(client.predict(rng.choice(LATENCY_SPECS), True, "cpu", 1, "fp32", api_name="/analyze"))
+        lat = r["latency"]
+        assert lat["median_ms"] > 0
+        rec["interval"] = (lat["started_at"], lat["finished_at"])
+        rec["blocks"], rec["contended"] = len(lat["times_ms"]), lat["contended_blocks"]
+    elif kind == "predict":
+        photo = rng.choice(images)
+        r = json.loads(client.predict("efficientnet_lite0", handle_file(photo), 3, api_name="/predict"))
+        top = r["predictions"][0]["top"]
+        assert len(top) == 3 and r["pretrained"]
+        rec["top1"] = (Path(photo).stem, top[0]["label"])
+    else:  # a giant: must be refused by a budget, in one line
+        from gradio_client.exceptions import AppError
+        try:
+            client.predict(rng.choice(GIANT_SPECS), api_name="/analyze")
+        except AppError as e:
+            assert "limit here" in str(e) and "\n" not in str(e).strip(), str(e)
+        else:
+            raise AssertionError("a giant model was analysed, not refused")
 
-    deadline = time.monotonic() + duration
-    budget = itertools.count()  # shared request counter, bounded by max_requests
+
+def _user(url: str, k: int, giant: bool, seed: int, duration: float, max_requests: int, counter, start,
+          images: list[str], out) -> None:
+    """One user, in a process of its own (as a real user's client is: users do not share an interpreter and its
+    GIL), until the shared deadline; its records go to `out`."""
+    from gradio_client import Client
+    rng = random.Random(seed * 1000 + k)
+    client = Client(url, verbose=False)
     records: list[dict] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(users + giants)
+    start.wait(timeout=180)
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        with counter.get_lock():
+            counter.value += 1
+            if counter.value > max_requests:
+                break
+        kind = "giant" if giant else rng.choices([m for m, _ in MIX], [w for _, w in MIX])[0]
+        t0 = time.perf_counter()
+        rec: dict = {"user": k, "kind": kind, "ok": True}
+        try:
+            _request(client, rng, kind, rec, images)
+        except Exception as e:  # counted and reported
+            rec["ok"], rec["error"] = False, f"{type(e).__name__}: {str(e)[:300]}"
+        rec["seconds"] = time.perf_counter() - t0
+        rec["done_at"] = time.time()
+        records.append(rec)
+    out.put(records)
 
-    def one(client, rng: random.Random, kind: str, rec: dict) -> None:
-        if kind == "analyze":
-            r = json.loads(client.predict(rng.choice(ANALYZE_SPECS), api_name="/analyze"))
-            assert r["params"]["total"] > 0 and r["latency"] is None
-        elif kind == "latency":
-            r = json.loads(client.predict(rng.choice(LATENCY_SPECS), True, "cpu", 1, "fp32", api_name="/analyze"))
-            lat = r["latency"]
-            assert lat["median_ms"] > 0
-            rec["interval"] = (lat["started_at"], lat["finished_at"])
-            rec["blocks"], rec["contended"] = len(lat["times_ms"]), lat["contended_blocks"]
-        elif kind == "predict":
-            photo = rng.choice(images)
-            r = json.loads(client.predict("efficientnet_lite0", handle_file(photo), 3, api_name="/predict"))
-            top = r["predictions"][0]["top"]
-            assert len(top) == 3 and r["pretrained"]
-            rec["top1"] = (Path(photo).stem, top[0]["label"])
-        else:  # a giant: must be refused by a budget, in one line
-            from gradio_client.exceptions import AppError
-            try:
-                client.predict(rng.choice(GIANT_SPECS), api_name="/analyze")
-            except AppError as e:
-                assert "limit here" in str(e) and "\n" not in str(e).strip(), str(e)
-            else:
-                raise AssertionError("a giant model was analysed, not refused")
 
-    def user(k: int, giant: bool) -> None:
-        rng = random.Random(seed * 1000 + k)
-        client = Client(url, verbose=False)
-        ready.wait(timeout=120)
-        while time.monotonic() < deadline and next(budget) < max_requests:
-            kind = "giant" if giant else rng.choices([m for m, _ in MIX], [w for _, w in MIX])[0]
-            t0 = time.perf_counter()
-            rec: dict = {"user": k, "kind": kind, "ok": True}
-            try:
-                one(client, rng, kind, rec)
-            except Exception as e:  # counted and reported
-                rec["ok"], rec["error"] = False, f"{type(e).__name__}: {str(e)[:300]}"
-            rec["seconds"] = time.perf_counter() - t0
-            rec["done_at"] = time.time()
-            with lock:
-                records.append(rec)
+def load_phase(url: str, users: int, duration: float, max_requests: int, images: list[str], seed: int,
+               giants: int = 0, server_pid: int | None = None) -> dict:
+    """`users` users of the mix (and `giants` users asking for giant models) for `duration` seconds, each user a
+    process of its own; with `server_pid`, the CPU seconds the server process spent meanwhile."""
+    import multiprocessing as mp
 
-    threads = [threading.Thread(target=user, args=(k, k >= users), daemon=True) for k in range(users + giants)]
+    import psutil
+    ctx = mp.get_context("spawn")  # fresh interpreters: this process holds threads and a server's pipes
+    counter, start, out = ctx.Value("i", 0), ctx.Barrier(users + giants + 1), ctx.Queue()
+    procs = [ctx.Process(target=_user, args=(url, k, k >= users, seed, duration, max_requests, counter, start,
+                                             images, out), daemon=True) for k in range(users + giants)]
+    for p in procs:
+        p.start()
+    start.wait(timeout=180)  # every client connected: the clock starts for all at once
+    server = psutil.Process(server_pid) if server_pid else None
+    cpu0 = sum(server.cpu_times()[:2]) if server else None
     started = time.time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=duration + 600)  # a request in flight at the deadline finishes; a hung one is abandoned
+    records: list[dict] = []
+    for _ in procs:  # a request in flight at the deadline finishes; a hung user is abandoned
+        records.extend(out.get(timeout=duration + 600))
     wall = time.time() - started
+    server_cpu = sum(server.cpu_times()[:2]) - cpu0 if server else None
+    for p in procs:
+        p.join(timeout=30)
 
     intervals = sorted(r["interval"] for r in records if "interval" in r)
     overlaps = [(a, b) for a, b in itertools.combinations(intervals, 2) if a[0] < b[1] and b[0] < a[1]]
@@ -258,7 +277,8 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
             "timed_blocks": sum(r.get("blocks", 0) for r in records),
             "contended_blocks": sum(r.get("contended", 0) for r in records),
             "latency_busy_fraction": sum(b - a for a, b in intervals) / wall, "predictions": top1,
-            "error_samples": [r["error"] for r in records if not r["ok"]][:5]}
+            "error_samples": [r["error"] for r in records if not r["ok"]][:5],
+            "server_cpu_s": server_cpu}
 
 
 def _spread(records: list[dict]) -> dict:
@@ -328,16 +348,17 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             images = photos(Path(tmp))
             print(f"load: {args.users} users for {args.duration:.0f} s against {server.url} ...", flush=True)
-            result["load"] = load_phase(server.url, args.users, args.duration, args.max_requests, images, args.seed)
+            result["load"] = load_phase(server.url, args.users, args.duration, args.max_requests, images, args.seed,
+                                        server_pid=server.proc.pid)
             result["machine"]["load_avg_after_load"] = os.getloadavg()
             result["server_rss_after_load_mib"] = rss_mib(server.proc.pid)
             if args.giant_duration:
                 print(f"giants: {NORMAL_USERS} users for {args.giant_duration:.0f} s alone, then with "
                       f"{GIANT_USERS} users asking for giants ...", flush=True)
                 result["alone"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
-                                             images, args.seed + 1)
+                                             images, args.seed + 1, server_pid=server.proc.pid)
                 result["giants"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
-                                              images, args.seed + 1, giants=GIANT_USERS)
+                                              images, args.seed + 1, giants=GIANT_USERS, server_pid=server.proc.pid)
         if args.memory_requests:
             print(f"memory: {args.memory_requests} requests over {len(MEMORY_SPECS)} specs ...", flush=True)
             result["memory"] = memory_phase(server.url, server.proc.pid, args.memory_requests, args.sample_every)
@@ -388,6 +409,8 @@ def report(result: dict) -> None:
               f"{giants['static']['p50_s']:.2f} s / p95 {giants['static']['p95_s']:.2f} s beside the giants "
               f"({giants['requests'] - g['requests']} requests): p95 {change:+.0%}; errors {alone['errors']} / "
               f"{giants['errors']}")
+        print(f"server process CPU: {alone['server_cpu_s']:.1f} s alone, {giants['server_cpu_s']:.1f} s beside the "
+              f"giants (of {(os.cpu_count() or 1) * alone['wall_s']:.0f} core-seconds)")
         for e in alone["error_samples"] + giants["error_samples"]:
             print("  error:", e)
     mem = result.get("memory")
