@@ -320,13 +320,15 @@ def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs
 
 
 def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: list[int] | None = None,
-                  rebuilt: bool = True) -> str:
+                  rebuilt: bool = True, known: str | None = None) -> str:
+    """The refusal of a stem change: `known` is what the failure means when torch's text says it
+    (`errors.in_domain_words`), else the likely cause is given and `why` quoted."""
     g0, g1 = plan.grid_before, plan.grid_after
     why = (why.strip().splitlines() or [""])[0][:160]
-    reason = ("even rebuilt for that grid by timm, its design needs other grid sizes (window, block or "
-              "attention partitions that must tile the map)" if rebuilt else
-              f"it holds parts fixed to the {g0}x{g0} grid (attention biases, position tables) and timm cannot "
-              f"rebuild {spec.backbone} for another (no set_input_size, no img_size argument)")
+    reason = known or ("even rebuilt for that grid by timm, its design needs other grid sizes (window, block or "
+                       "attention partitions that must tile the map)" if rebuilt else
+                       f"it holds parts fixed to the {g0}x{g0} grid (attention biases, position tables) and timm "
+                       f"cannot rebuild {spec.backbone} for another (no set_input_size, no img_size argument)")
     text = (f"stem.stride: {plan.after[1]} makes a {g1}x{g1} grid at img_size {plan.img_size} (was {g0}x{g0}), "
             f"which {what} cannot take: {reason}" + (f" ({why})" if why else ""))
     if fits is not None:
@@ -341,7 +343,8 @@ def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: b
         return probe(model, plan.img_size)
     except ForwardError as e:
         what = f"{e.module_type} ({e.path})" if e.path else spec.backbone
-        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan, lean), rebuilt)) from None
+        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan, lean), rebuilt,
+                                      e.words)) from None
     except Exception as e:
         raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e), _fitting_strides(spec, plan, lean),
                                       rebuilt)) from None

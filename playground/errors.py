@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
-__all__ = ["SpecError", "RunError", "close_matches", "first_line", "MAX_MESSAGE_CHARS"]
+__all__ = ["SpecError", "RunError", "close_matches", "first_line", "in_domain_words", "TORCH_SAYINGS",
+           "MAX_MESSAGE_CHARS"]
 
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
 
@@ -36,3 +38,37 @@ def first_line(e: BaseException, limit: int = 300) -> str:
     part of another library's error worth quoting in a one-line message."""
     text = next((line.strip() for line in str(e).splitlines() if line.strip()), "") or type(e).__name__
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# What torch says when a feature map has the wrong size for a layer, and what it means here: the kernel's arithmetic
+# becomes the map, the layer and what to change. Each pattern's groups fill its sentence.
+TORCH_SAYINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), words) for p, words in (
+    (r"Calculated padded input size per channel: \((\d+) x (\d+)\)\. Kernel size: \((\d+) x (\d+)\)",
+     "its input map is {0}x{1}, smaller than its {2}x{3} kernel: the image is too small for this depth "
+     "(use a larger img_size or a smaller stride)"),
+    (r"Given input size: \((\d+)x(\d+)x(\d+)\)\. Calculated output size: \(\d+x(-?\d+)x(-?\d+)\)\. Output size is "
+     r"too small",
+     "its {1}x{2} input map is too small for its pooling window: the image is too small for this depth "
+     "(use a larger img_size or a smaller stride)"),
+    (r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension",
+     "it joins two maps of {0} and {1} positions that must be equal (branches that downsample an odd-sized map "
+     "differently, or a size fixed for another grid: an img_size divisible by the total stride may fit)"),
+    (r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)",
+     "a linear layer takes {2} features and receives {1} (a size fixed for another grid)"),
+    (r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)",
+     "it reshapes {1} values into [{0}] (a size fixed for another grid)"),
+))
+
+
+def in_domain_words(text: str) -> str | None:
+    """What a torch error about a map's size means, in this domain's words; None when it is not one of those.
+
+    >>> print(in_domain_words("Calculated padded input size per channel: (1 x 1). Kernel size: (2 x 2). Kernel "
+    ...                       "size can't be greater than actual input size"))  # doctest: +ELLIPSIS
+    its input map is 1x1, smaller than its 2x2 kernel: the image is too small for this depth (use a larger img_size...
+    """
+    for pattern, words in TORCH_SAYINGS:
+        found = pattern.search(text)
+        if found:
+            return words.format(*found.groups())
+    return None

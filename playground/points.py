@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import SpecError, close_matches, first_line
+from .errors import SpecError, close_matches, first_line, in_domain_words
 from .report import PointInfo, Shape
 
 __all__ = ["Point", "Probe", "probe", "ForwardError", "feature_map", "map_layout", "meta_copy", "shape_runner"]
@@ -80,7 +80,9 @@ class ForwardError(RuntimeError):
         root = cause
         while root.__cause__ is not None:  # a wrapper's text ("Failed to run torchinfo") hides the real reason
             root = root.__cause__
-        self.text = first_line(root)
+        self.raw = first_line(root)
+        self.words = in_domain_words(self.raw)  # torch's size arithmetic as what it means, when it is that
+        self.text = self.words or self.raw
         super().__init__(f"{path or 'forward'}: {self.text}")
 
 

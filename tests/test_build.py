@@ -215,6 +215,25 @@ def test_an_unmodified_backbone_at_a_size_it_cannot_take_is_refused_at_build():
         pg.build({"backbone": "convnext_atto", "img_size": 16})
     message = str(e.value)
     assert "img_size 16 in stages.3.downsample.1 (Conv2d)" in message and "\n" not in message, message
+    assert "its input map is 1x1, smaller than its 2x2 kernel" in message and "larger img_size" in message, message
+    assert "Calculated padded" not in message  # torch's arithmetic, said in this domain's words
     with pytest.raises(pg.SpecError) as e:
         pg.analyze({"backbone": "convnext_atto", "img_size": 16})
     assert "torchinfo" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("fails, words", [
+    (lambda: torch.nn.functional.conv2d(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 2, 2)),
+     "its input map is 1x1, smaller than its 2x2 kernel"),
+    (lambda: torch.nn.functional.max_pool2d(torch.zeros(1, 8, 1, 1), 3, 2), "its 1x1 input map is too small"),
+    (lambda: torch.zeros(1, 3, 4) + torch.zeros(1, 4, 4), "two maps of 3 and 4 positions"),
+    (lambda: torch.nn.functional.linear(torch.zeros(1, 196), torch.zeros(10, 49)),
+     "a linear layer takes 49 features and receives 196"),
+    (lambda: torch.zeros(1, 50).reshape(1, 7, 7), "it reshapes 50 values into [1, 7, 7]"),
+])
+def test_torch_size_errors_are_said_in_domain_words(fails, words):
+    """The table of `errors.TORCH_SAYINGS` against the text this torch really raises: a change of torch's wording
+    fails here, not in front of a user."""
+    with pytest.raises(RuntimeError) as e:
+        fails()
+    assert words in (pg.errors.in_domain_words(str(e.value)) or ""), str(e.value)
