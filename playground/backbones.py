@@ -40,6 +40,13 @@ def check_backbone(name: str) -> str:
     if not timm.is_model(name):
         raise SpecError(f"backbone: unknown model {name!r}{close_matches(name, all_backbones())}; "
                         f"any timm model name is allowed (python -m playground points --list to see them)")
+    arch, _, tag = name.partition(".")
+    if tag:  # timm.is_model checks the architecture only; an unknown tag would fail later, in timm's words
+        tags = [t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")]
+        if tag not in tags:
+            listed = ", ".join(tags[:8]) + (", ..." if len(tags) > 8 else "")
+            raise SpecError(f"backbone: {arch} has no pretrained tag {tag!r}{close_matches(tag, tags)}; "
+                            + (f"its tags: {listed} (or drop the tag)" if tags else "it has no pretrained tags"))
     return name
 
 

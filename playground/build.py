@@ -410,7 +410,7 @@ def build(spec: Spec | dict | str, lean: bool = False) -> Built:
     (33312, 'layer4_after.0')
     """
     spec = load_spec(spec)
-    img_size = spec.img_size or backbones.default_img_size(spec.backbone)
+    img_size = spec.img_size or backbones.default_img_size(backbones.check_backbone(spec.backbone))
     source = _weights_source(spec)
     kwargs = backbones.create_kwargs(spec)
     fused = spec.reparameterize

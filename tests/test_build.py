@@ -237,3 +237,10 @@ def test_torch_size_errors_are_said_in_domain_words(fails, words):
     with pytest.raises(RuntimeError) as e:
         fails()
     assert words in (pg.errors.in_domain_words(str(e.value)) or ""), str(e.value)
+
+
+def test_an_unknown_pretrained_tag_is_one_line_with_the_tags_there_are():
+    with pytest.raises(pg.SpecError, match=r"resnet50 has no pretrained tag 'a1_in1kk' \(did you mean 'a1_in1k'"):
+        pg.build({"backbone": "resnet50.a1_in1kk"})
+    with pytest.raises(pg.SpecError, match="no pretrained tag 'bogus'"):
+        pg.points("resnet50.bogus")
