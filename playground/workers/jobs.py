@@ -43,8 +43,8 @@ def points(spec: Spec, progress: Progress = None) -> list[dict]:
     from ..build import points
     if spec.stem.is_default():
         return [p.to_dict() for p in points(spec.backbone, spec.img_size)]
-    return [p.to_dict() for p in cached_build(Spec(backbone=spec.backbone, img_size=spec.img_size,
-                                                   stem=spec.stem)).points]
+    stem_changed = Spec(backbone=spec.backbone, img_size=spec.img_size, stem=spec.stem)
+    return [p.to_dict() for p in cached_build(stem_changed, lean=True).points]  # shapes only: no initialisation
 
 
 @job
