@@ -184,3 +184,11 @@ def test_weights_are_loaded_into_ordinary_models(tmp_path):
     torch.save(timm.create_model("resnet18").state_dict(), ckpt)
     built = build({"backbone": "resnet18", "checkpoint": str(ckpt)}, lean=True)
     assert not built.lean and not _zero(built.model)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "swin_tiny_patch4_window7_224"])
+def test_the_point_menu_after_a_stem_change_is_the_full_builds(backbone):
+    """The page's position menu after a stem change comes from a lean build (`workers.jobs.points`)."""
+    from playground.workers.jobs import points
+    spec = load_spec({"backbone": backbone, "stem": {"stride": 8}})
+    assert points(spec) == [p.to_dict() for p in build(spec).points]
