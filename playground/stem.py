@@ -1,5 +1,6 @@
-"""The embedding stride: change the first downsampling conv (ResNet `conv1`, EfficientNet `conv_stem`, the patch
-embeddings of ViT, Swin, FasterNet, PoolFormer, ...), then let the family fix what depends on the grid.
+"""The embedding stride: change the first downsampling layer (ResNet `conv1`, EfficientNet `conv_stem`, the patch
+embeddings of ViT, Swin, FasterNet, PoolFormer, ...; the first strided pool of a net that downsamples by pooling,
+VGG and anti-aliased DarkNets), then let the family fix what depends on the grid.
 
 Seed 000's tip: a stride-4 embedding (8x8 maps on CIFAR) runs faster than stride 2 (16x16) at little cost.
 Families whose modules depend on the patch grid register a fix-up (`register_grid_fixup`): ViT resamples its
@@ -20,7 +21,8 @@ from .errors import SpecError
 from .points import Probe
 from .spec import StemSpec
 
-__all__ = ["StemPlan", "plan_stem", "apply_stem", "has_fixup", "register_grid_fixup", "first_downsampling_conv"]
+__all__ = ["StemPlan", "plan_stem", "apply_stem", "has_fixup", "register_grid_fixup", "first_downsampling",
+           "DOWNSAMPLERS"]
 
 GridFixup = Callable[[nn.Module, str, tuple[int, int], int], list[str]]
 _FIXUPS: dict[type, GridFixup] = {}
@@ -34,15 +36,40 @@ def register_grid_fixup(model_cls: type) -> Callable[[GridFixup], GridFixup]:
     return wrap
 
 
-def first_downsampling_conv(probe: Probe) -> str | None:
-    """Path of the first Conv2d that runs with a stride > 1."""
+def _pair_first(value) -> int:
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def _conv_geometry(conv: nn.Conv2d) -> tuple[int, int, int]:
+    return conv.kernel_size[0], conv.stride[0], conv.padding[0] if isinstance(conv.padding, tuple) else 0
+
+
+def _pool_geometry(pool: nn.MaxPool2d | nn.AvgPool2d) -> tuple[int, int, int]:
+    return _pair_first(pool.kernel_size), _pair_first(pool.stride), _pair_first(pool.padding)
+
+
+# The layers that can make the embedding's first downsampling, and how to read their (kernel, stride, padding). A
+# conv may also change kernel and padding (a new conv); a pool only its stride.
+DOWNSAMPLERS: dict[type[nn.Module], Callable[[nn.Module], tuple[int, int, int]]] = {
+    nn.Conv2d: _conv_geometry, nn.MaxPool2d: _pool_geometry, nn.AvgPool2d: _pool_geometry}
+
+
+def _geometry(module: nn.Module) -> tuple[int, int, int] | None:
+    read = next((fn for cls, fn in DOWNSAMPLERS.items() if isinstance(module, cls)), None)
+    return read(module) if read else None
+
+
+def first_downsampling(probe: Probe) -> str | None:
+    """Path of the first layer of `DOWNSAMPLERS` that runs with a stride > 1 (a conv, or a pool where the net
+    downsamples by pooling first)."""
     modules = dict(probe.model.named_modules())
-    convs = [p for p in probe.calls if isinstance(modules.get(p), nn.Conv2d) and max(modules[p].stride) > 1]
-    return min(convs, key=lambda p: probe.calls[p].start) if convs else None
+    found = [p for p in probe.calls if p in modules and (_geometry(modules[p]) or (0, 1, 0))[1] > 1]
+    return min(found, key=lambda p: probe.calls[p].start) if found else None
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+def _conv_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
+    span = size + 2 * padding - kernel
+    return (-(-span // stride) if ceil else span // stride) + 1
 
 
 @dataclass(frozen=True)
@@ -77,19 +104,23 @@ class StemPlan:
 
 def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
     """The change a stem spec asks of the backbone's first strided conv; a SpecError when it cannot work."""
-    path = first_downsampling_conv(probe)
+    path = first_downsampling(probe)
     if path is None:
-        raise SpecError("stem: this backbone has no strided conv to change (no patch embedding or stem conv found)")
+        raise SpecError("stem: this backbone has no strided conv or pool to change (no patch embedding, stem conv "
+                        "or downsampling pool found)")
     conv = probe.model.get_submodule(path)
-    k0, s0 = conv.kernel_size[0], conv.stride[0]
-    p0 = conv.padding[0] if isinstance(conv.padding, tuple) else 0
+    k0, s0, p0 = _geometry(conv)
+    if not isinstance(conv, nn.Conv2d) and (stem.kernel not in (None, k0) or stem.padding not in (None, p0)):
+        raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}): only its "
+                        f"stride can change, not its kernel or padding")
     kernel = stem.kernel or k0
     stride = stem.stride or s0
     same_kernel_padding = p0 if kernel == k0 else (0 if p0 == 0 else (kernel - 1) // 2)
     padding = stem.padding if stem.padding is not None else same_kernel_padding
     in_size = probe.calls[path].inp.shape[-1]
-    same = type(conv).__name__.startswith("Conv2dSame") or conv.padding == "same"  # TF-style: ceil(in / stride)
-    grid = math.ceil(in_size / stride) if same else _conv_out(in_size, kernel, stride, padding)
+    same = type(conv).__name__.startswith("Conv2dSame") or getattr(conv, "padding", None) == "same"
+    rounds_up = same or getattr(conv, "ceil_mode", False)  # TF-style padding: ceil(in / stride); a ceil_mode pool
+    grid = math.ceil(in_size / stride) if same else _conv_out(in_size, kernel, stride, padding, rounds_up)
     if grid < 1:
         raise SpecError(f"stem: kernel {kernel}, stride {stride}, padding {padding} leave no output pixels "
                         f"on a {in_size}x{in_size} input")
@@ -107,10 +138,12 @@ def apply_stem(model: nn.Module, plan: StemPlan, pretrained: bool = False) -> tu
     path = plan.path
     parent_path, _, name = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
-    conv: nn.Conv2d = getattr(parent, name)
+    conv: nn.Module = getattr(parent, name)
     (k0, s0, p0), (kernel, stride, padding) = plan.before, plan.after
     warnings: list[str] = []
-    if kernel != k0:
+    if not isinstance(conv, nn.Conv2d):  # a pool: its stride (plan_stem refused any other change)
+        conv.stride = stride if isinstance(conv.stride, int) else (stride, stride)
+    elif kernel != k0:
         new = nn.Conv2d(conv.in_channels, conv.out_channels, kernel, stride, padding, dilation=conv.dilation,
                         groups=conv.groups, bias=conv.bias is not None)
         new.train(conv.training)

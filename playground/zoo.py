@@ -10,7 +10,7 @@ comparison allows half a unit of the last digit on top of the relative tolerance
 1. analyse it (deploy form, as the table) and compare params and MACs with the table, and plain fvcore's MACs;
 2. stitch SE at `stage2` and `{serial: [se, eca]}` at `final`, gated: the logits must equal the base's bit for
    bit, and the base's state dict must load with only the stitched parameters missing;
-3. double the embedding stride (the first strided conv): it builds and runs, or it is refused in domain words.
+3. double the embedding stride (the first strided conv or pool): it builds and runs, or it is refused in domain words.
 """
 from __future__ import annotations
 
@@ -96,6 +96,10 @@ def _plain_fvcore(model: torch.nn.Module, img_size: int) -> int:
         return int(analysis.total())
 
 
+def _stride(stride: int | tuple[int, ...]) -> int:
+    return stride if isinstance(stride, int) else stride[0]
+
+
 STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial": ["se", "eca"]}}]
 
 
@@ -103,7 +107,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     """Every step of the module docstring for one model; a step that fails is recorded, the next still runs."""
     from .analyze import analyze
     from .build import build
-    from .stem import first_downsampling_conv
+    from .stem import first_downsampling
     base_spec = {"backbone": ref.model, "img_size": ref.img_size, "reparameterize": True}
     res = ZooResult(ref.model, ref.img_size, ref)
     try:
@@ -129,11 +133,11 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     except Exception as e:  # noqa: BLE001
         res.stitch_error = f"{type(e).__name__}: {first_line(e, 400)}"
 
-    conv = first_downsampling_conv(base.probed())
+    conv = first_downsampling(base.probed())
     if conv is None:
-        res.stride_refusal = "no strided conv"
+        res.stride_refusal = "no strided conv or pool"
         return res
-    s0 = base.model.get_submodule(conv).stride[0]
+    s0 = _stride(base.model.get_submodule(conv).stride)
     try:
         changed = build({**base_spec, "stem": {"stride": 2 * s0}})
         with torch.inference_mode():

@@ -146,6 +146,21 @@ def test_stem_conv_found_and_changed(backbone, path):
     assert not any("re-initialises" in w for w in built.warnings)  # nothing pretrained to lose
 
 
+@pytest.mark.parametrize("backbone,path", [("vgg11", "features.2"), ("darknetaa53", "stages.0.conv_down.0")])
+def test_a_net_that_downsamples_by_pooling_first_changes_that_pool(backbone, path):
+    """VGG (max pool) and anti-aliased DarkNet (avg pool) have no strided conv before their first pool: the pool is
+    the embedding's downsampling, and only its stride can change."""
+    s2 = pg.build({"backbone": backbone, "img_size": 128})
+    s4 = pg.build({"backbone": backbone, "img_size": 128, "stem": {"stride": 4}})
+    assert s4.stem.path == path and (s4.stem.before.stride, s4.stem.after.stride) == (2, 4)
+    assert [a[-1] // 2 for a in stage_sizes(s2)] == [b[-1] for b in stage_sizes(s4)]  # every map halved
+    assert any(f"{path} has kernel 2 < stride 4" in w for w in s4.warnings)
+    with torch.no_grad():
+        assert s4.model(torch.randn(1, 3, 128, 128)).shape == (1, 1000)
+    with pytest.raises(pg.SpecError, match=rf"a (Max|Avg)Pool2d \({path}\): only its stride can change"):
+        pg.build({"backbone": backbone, "img_size": 128, "stem": {"stride": 4, "kernel": 3}})
+
+
 def test_kernel_change_on_pretrained_weights_warns_and_reports():
     built = pg.build({"backbone": "efficientnet_lite0", "pretrained": True, "stem": {"stride": 1, "kernel": 5}})
     assert any("conv_stem kernel 3 -> 5 re-initialises that conv" in w for w in built.warnings)
