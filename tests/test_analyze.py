@@ -9,8 +9,8 @@ from torch import nn
 import playground as pg
 from playground.analyze import analyze
 
-CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
-            "summary", "stem", "weights", "latency", "base_latency", "predictions", "warnings"]
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "activations", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "memory", "predictions", "warnings"]
 
 # (params M, GMACs) from timm's results tables and the papers, at 224
 PUBLISHED = {

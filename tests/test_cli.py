@@ -7,8 +7,8 @@ import pytest
 
 from playground.cli import main
 
-CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
-            "summary", "stem", "weights", "latency", "base_latency", "predictions",
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "activations", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "memory", "predictions",
             "warnings"]
 
 
