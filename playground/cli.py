@@ -181,6 +181,7 @@ def format_comparison(c: Comparison) -> str:
              row("  vs A", vs_a([s.params for s in c.sides], a.params, units.params)),
              row("MACs", [units.giga(s.macs) for s in c.sides]),
              row("  vs A", vs_a([s.macs for s in c.sides], a.macs, units.macs)),
+             row("activations (M)", [units.millions(s.activations or 0) for s in c.sides]),
              row("stitched modules", [s.stitched for s in c.sides]),
              row("pretrained", ["yes" if s.pretrained else "no" for s in c.sides])]
     if any(s.latency for s in c.sides):
