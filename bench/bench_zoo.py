@@ -1,9 +1,9 @@
 """The whole timm zoo, one model per family (issue 10). Run: .venv/bin/python bench/bench_zoo.py [--workers 2]
 
 For each family of timm's published table (its smallest model, at the table's image size) `playground.zoo.check`
-analyses it, compares params and MACs with the table (and plain fvcore's MACs in the same run), stitches SE and
-serial[se, eca] gated, loads the base checkpoint into the stitched model, and doubles the embedding stride.
-Each model runs in its own process (a crash or a hang costs one row, not the run). Writes bench/out/zoo.jsonl
+analyses it, compares params, MACs and activations with the table (and plain fvcore's MACs in the same run),
+stitches SE and serial[se, eca] gated, loads the base checkpoint into the stitched model, and doubles the embedding
+stride. Each model runs in its own process (a crash or a hang costs one row, not the run). Writes bench/out/zoo.jsonl
 and prints the Markdown summary recorded in BENCHMARKS.md.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ def one(model: str) -> dict:
     torch.set_num_threads(1)
     res = zoo.check(zoo.reference_table()[model])
     out = dataclasses.asdict(res)
-    out.update(params_ok=res.params_ok, macs_ok=res.macs_ok, fvcore_macs_ok=res.fvcore_macs_ok,
+    out.update(params_ok=res.params_ok, macs_ok=res.macs_ok, activations_ok=res.activations_ok,
+               fvcore_macs_ok=res.fvcore_macs_ok,
                stride_raw=res.stride_raw)
     return out
 
@@ -63,6 +64,7 @@ def summary(rows: list[dict]) -> str:
              f"| params within 0.5% of timm's table | {ok('params_ok')} |",
              f"| MACs within 1% of timm's table (ours) | {ok('macs_ok')} |",
              f"| MACs within 1% of timm's table (plain fvcore, same run) | {ok('fvcore_macs_ok')} |",
+             f"| activations within 1% of timm's table | {ok('activations_ok')} |",
              f"| SE at stage2 + serial[se, eca] at final, gated | {ok('stitched')} |",
              f"| ... gated logits bit-identical to the base | {ok('gated_identical')} |",
              f"| ... base state dict loads, only stitched params missing | {ok('checkpoint_loads')} |",
@@ -72,13 +74,15 @@ def summary(rows: list[dict]) -> str:
     reasons = Counter(refusal_reason(r["stride_refusal"]) for r in refused)
     lines += ["", "Stride refusals by reason:", ""] + [f"- {c} x {reason}" for reason, c in reasons.most_common()]
     fails = [r for r in rows if r.get("error") or r.get("stitch_error") or (r.get("analysed") and not
-             (r.get("params_ok") and r.get("macs_ok")))]
+             (r.get("params_ok") and r.get("macs_ok") and r.get("activations_ok")))]
     lines += ["", "Not analysed, not stitched or off the table:", ""]
     for r in fails:
         ref = r.get("reference") or {}
         what = r.get("error") or r.get("stitch_error") or \
             f"params {r.get('params', 0) / 1e6:.2f} M vs {ref.get('params_m')}, " \
-            f"MACs {r.get('macs', 0) / 1e9:.3f} G vs {ref.get('gmacs')} (uncounted: {r.get('uncounted_ops')})"
+            f"MACs {r.get('macs', 0) / 1e9:.3f} G vs {ref.get('gmacs')}, " \
+            f"activations {(r.get('activations') or 0) / 1e6:.2f} M vs {ref.get('macts_m')} " \
+            f"(uncounted: {r.get('uncounted_ops')})"
         lines.append(f"- `{r['model']}`: {what}")
     return "\n".join(lines)
 

@@ -3,10 +3,10 @@
 One analysis object per question, as fvcore does; the Report (`playground.report`, documented in docs/report.md)
 is typed data that the CLI prints, the page renders, the API returns as JSON and the tests assert.
 
-Params and MACs are split three ways: `by_stage` (stem, stage1.., head; stitched modules count in the stage they
-sit in, so the parts add up to the total), `by_insert` (each stitched module) and `delta` against the base. The
-split works on "self" counts (a module's own parameters / ops, children excluded); stitching keeps the backbone's
-module paths (see `stitch`), so every count maps back to them directly.
+Params, MACs and activations are split three ways: `by_stage` (stem, stage1.., head; stitched modules count in
+the stage they sit in, so the parts add up to the total), `by_insert` (each stitched module) and `delta` against
+the base. The split works on "self" counts (a module's own parameters / ops, children excluded); stitching keeps
+the backbone's module paths (see `stitch`), so every count maps back to them directly.
 
 A static analysis (no latency, no predictions) of a spec without weights counts a lean build (`lean`: no random
 initialisation; the same numbers, a fraction of the time and memory for a large model), and falls back to the
@@ -33,13 +33,13 @@ from .build import Built, build, points
 from .cache import LRU
 from .choices import SUMMARY_DEPTH
 from .compute import COMPUTE
-from .counts import count_macs, count_params
+from .counts import MacCount, count_macs, count_params
 from .errors import SpecError
 from .points import Probe, shape_runner
-from .report import InsertCount, MacCounts, ParamCounts, Report
+from .report import ActivationCounts, InsertCount, MacCounts, ParamCounts, Report
 from .spec import Spec, load_spec
 
-__all__ = ["analyze", "cached_build", "spec_key", "Report", "LATENCY_OPTIONS"]
+__all__ = ["analyze", "cached_build", "spec_key", "Report", "LATENCY_OPTIONS", "MEMORY_OPTIONS"]
 
 REPORT_CACHE_SIZE = 32
 BUILT_CACHE_SIZE = 3
@@ -47,6 +47,7 @@ Progress = Callable[[float, str], None] | None
 # `measure_latency` options, and `base`: also time the unmodified backbone (Report.base_latency)
 LATENCY_OPTIONS = {"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time", "warmup",
                    "threads", "base"}
+MEMORY_OPTIONS = {"batch", "dtype", "optimizer"}  # `memory.estimate_memory` options
 
 
 # ---- grouping counts by stage
@@ -146,14 +147,15 @@ def _summary(built: Built, depth: int) -> str:
         return str(torchinfo.summary(built.model, input_size=size, device="cpu", **kw))
 
 
-def _base_mac_count(built: Built, macs_total: int, by_insert: list[int]):
-    """Base MACs: the modified count less its insertions when only insertions changed the model, else counted."""
+def _base_mac_count(built: Built, macs: MacCount, mac_insert: list[int], act_insert: list[int]):
+    """Base (MACs, activations, its MacCount or None): the modified counts less their insertions when only
+    insertions changed the model, else counted (and kept per backbone and size)."""
     s = built.spec
     if s.changes_only_by_insertion():
-        return macs_total - sum(by_insert), None
+        return macs.total - sum(mac_insert), macs.activations.total - sum(act_insert), None
     hit = _base_macs.get_or_make((s.backbone, built.img_size), lambda: count_macs(
         built.base, torch.zeros(1, 3, built.img_size, built.img_size), skip_zero_products=built.lean))
-    return hit.total, hit
+    return hit.total, hit.activations.total, hit
 
 
 def _shapes(built: Built) -> list:
@@ -189,10 +191,12 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
     base_total = sum(p.numel() for p in base.parameters())
     p_stage, p_insert = _split(_param_self_counts(model), grouper, n)
 
-    step(0.45, "counting MACs (fvcore)")
+    step(0.45, "counting MACs and activations (fvcore)")
     macs = count_macs(model, torch.zeros(1, 3, built.img_size, built.img_size), skip_zero_products=built.lean)
+    acts = macs.activations
     m_stage, m_insert = _split(_self_counts(macs.by_module), grouper, n)
-    base_macs, base_count = _base_mac_count(built, macs.total, m_insert)
+    a_stage, a_insert = _split(_self_counts(acts.by_module), grouper, n)
+    base_macs, base_acts, base_count = _base_mac_count(built, macs, m_insert, a_insert)
     uncounted = sorted(set(macs.uncounted_ops) | set(base_count.uncounted_ops if base_count else []))
 
     tree = str(model)
@@ -214,6 +218,9 @@ def _static_report(built: Built, summary_depth: int, progress: Progress) -> Repo
                            delta=params.total - base_total, by_stage=p_stage, by_insert=per_insert(p_insert)),
         macs=MacCounts(total=macs.total, base_total=base_macs, delta=macs.total - base_macs, by_stage=m_stage,
                        by_insert=per_insert(m_insert), by_operator=dict(macs.by_operator), uncounted_ops=uncounted),
+        activations=ActivationCounts(total=acts.total, base_total=base_acts, delta=acts.total - base_acts,
+                                     by_stage=a_stage, by_insert=per_insert(a_insert),
+                                     by_operator=dict(acts.by_operator)),
         points=[p.info() for p in built.points],
         shapes=_shapes(built),
         tree=tree,
@@ -258,9 +265,33 @@ def _latency(built: Built, static: Report, opts: dict[str, Any], step: Callable[
     return latency, base
 
 
+def _memory(built: Built, opts: dict[str, Any]):
+    """The memory estimate of the built model at the options' batch, dtype and optimizer, split by stage."""
+    from .memory import estimate_memory
+    unknown = sorted(set(opts) - MEMORY_OPTIONS)
+    if unknown:
+        raise SpecError(f"memory: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(MEMORY_OPTIONS))}")
+    grouper = _Grouper(built)
+    with built.lock, COMPUTE.shared():  # it deep-copies the model: not while another request has hooks on it
+        return estimate_memory(built.model, built.img_size, **opts, stage_of=lambda path: grouper.group(path)[0])
+
+
+def _counting_build(spec: Spec) -> Built:
+    """A build to count with: the ordinary one when cached, else a lean one when the spec loads no weights."""
+    key = spec_key(spec)
+    if _builts.get(key) is None and not (spec.pretrained or spec.checkpoint) \
+            and os.environ.get("PLAYGROUND_LEAN", "1") != "0":
+        try:
+            return cached_build(spec, lean=True)
+        except Exception:  # noqa: BLE001  the ordinary build says what is wrong, if anything
+            pass
+    return cached_build(spec)
+
+
 def analyze(
         spec_or_built: Spec | Built | dict | str,
         latency: None | bool | dict = None,
+        memory: None | bool | dict = None,
         images: list | None = None,
         topk: int = 5,
         summary_depth: int = 3,
@@ -274,6 +305,9 @@ def analyze(
         latency: None/False to skip, True for defaults, or options: `measure_latency`'s (device, batch, dtype,
             channels_last, compile, min_run_time, max_run_time, warmup, threads) and `base` (also time the
             unmodified backbone into `Report.base_latency`).
+        memory: None/False to skip, True for batch 8, fp32, AdamW, or options `batch`, `dtype` ('fp32', 'bf16',
+            'fp16': autocast) and `optimizer` ('sgd', 'adamw'): the memory estimate (`playground.memory`) into
+            `Report.memory`, computed on each request (it depends on the batch and dtype; fake tensors, no compute).
         images: paths, bytes, PIL images or arrays to predict (top-k of the model and of the base).
         topk: classes per prediction.
         summary_depth: depth of torchinfo's layer table (1 to 10).
@@ -282,7 +316,7 @@ def analyze(
 
     Returns:
         The Report (see `playground.report`): params, MACs, points, shapes, tree, and latency / predictions when
-        asked. Bad input raises a one-line `SpecError`.
+        asked (and memory). Bad input raises a one-line `SpecError`.
     """
     if summary_depth not in SUMMARY_DEPTH:
         raise SpecError(f"summary_depth: {summary_depth} is out of range; allowed: {SUMMARY_DEPTH.lo} to "
@@ -319,6 +353,9 @@ def analyze(
         report.latency, report.base_latency = _latency(
             built, static, latency if isinstance(latency, dict) else {},
             lambda f, m: step(0.8 + 0.1 * f, f"latency: {m}"))
+    if memory:
+        step(0.85, "estimating memory")
+        report.memory = _memory(built or _counting_build(spec), memory if isinstance(memory, dict) else {})
     if images:
         from .predict import predict
         step(0.9, "predicting")

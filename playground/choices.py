@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL",
+__all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "MEMORY_BATCH", "OPTIMIZERS",
+           "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL",
            "STEM_PADDING", "SUMMARY_DEPTH", "TOPK", "MERGES", "HEAD_NORMS", "CURATED_BACKBONES", "EXPORT_FORMATS",
            "EXPORT_LABELS"]
 
@@ -28,6 +29,8 @@ class Range(NamedTuple):
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when there is one
 DTYPES = ("fp32", "bf16", "fp16")  # bf16 / fp16 run under torch.autocast; fp16 needs CUDA
 BATCH = Range(1, 512)  # latency batches; a larger batch is a memory question, not a latency one
+MEMORY_BATCH = Range(1, 4096)  # memory estimates (fake tensors: no compute, any batch is quick)
+OPTIMIZERS = ("adamw", "sgd")  # the optimizer state of a memory estimate's training step (SGD with momentum)
 IMG_SIZE = Range(16, 1024)
 NUM_CLASSES = Range(1, 100_000)
 STEM_STRIDE = Range(1, 64)

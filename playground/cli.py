@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import units
-from .choices import DEVICES, DTYPES, EXPORT_FORMATS
+from .choices import DEVICES, DTYPES, EXPORT_FORMATS, OPTIMIZERS
 from .errors import SpecError
 
 if TYPE_CHECKING:
     from .compare import Comparison
-    from .report import Report
+    from .report import MemoryEstimate, Report
 
 __all__ = ["main", "format_report", "format_comparison"]
 
@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the Report as JSON (docs/report.md)")
     _latency_args(r)
     r.add_argument("--base", action="store_true", help="with --latency: also time the unmodified backbone")
+    m = r.add_argument_group("memory", "estimate the memory of tensors for inference and one training step")
+    m.add_argument("--memory", action="store_true", help="estimate memory (fake tensors, no compute)")
+    m.add_argument("--memory-batch", type=int, default=8, metavar="N", help="batch of the estimate (default 8)")
+    m.add_argument("--memory-dtype", choices=DTYPES, default="fp32", help="autocast dtype of the estimate")
+    m.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer state of the training step")
     r.add_argument("--depth", type=int, default=3, help="depth of the layer table")
     r.add_argument("--tree", action="store_true", help="also print the module tree")
     r.add_argument("--summary", action="store_true", help="also print the torchinfo layer table")
@@ -101,6 +106,15 @@ def _latency_line(lt) -> str:
             f"{lt.threads} threads; {lt.throughput:.1f} img/s{tf}")
 
 
+def _memory_lines(mem: MemoryEstimate) -> list[str]:
+    mib = units.mib
+    return [f"memory  batch {mem.batch}, {mem.dtype} (tensors, estimated)",
+            f"  inference  {mib(mem.inference_bytes):>12}  = params {mib(mem.params_bytes)} + buffers "
+            f"{mib(mem.buffers_bytes)} + peak of live activations {mib(mem.activations_peak_bytes)}",
+            f"  training   {mib(mem.training_bytes):>12}  = params + buffers + grads {mib(mem.grads_bytes)} + "
+            f"{mem.optimizer} state {mib(mem.optimizer_bytes)} + saved for backward {mib(mem.saved_bytes)}"]
+
+
 def format_report(r: Report, tree: bool = False, summary: bool = False) -> str:
     """The Report as text for a terminal."""
     p, m = r.params, r.macs
@@ -111,16 +125,21 @@ def format_report(r: Report, tree: bool = False, summary: bool = False) -> str:
              f"{units.signed(m.delta, units.giga)})   {units.MACS_NOTE}"]
     if r.stem:
         lines.append(f"stem    {r.stem.description}")
+    a = r.activations
+    lines.append(f"acts    {units.millions(a.total):>12}  (base {units.millions(a.base_total)}, "
+                 f"{units.signed(a.delta, units.millions)})   activations (M), fvcore's count as in timm's tables")
     if m.uncounted_ops:
         lines.append(f"        not counted: {', '.join(m.uncounted_ops)}")
-    lines += ["", f"{'part':<10}{'params':>14}{'MACs':>14}"]
+    if r.memory:
+        lines += ["", *_memory_lines(r.memory)]
+    lines += ["", f"{'part':<10}{'params':>14}{'MACs':>14}{'acts':>14}"]
     lines += [f"{k:<10}{units.millions(p.by_stage[k]):>14}{units.giga(m.by_stage.get(k, 0)):>14}"
-              for k in p.by_stage]
+              f"{units.millions(a.by_stage.get(k, 0)):>14}" for k in p.by_stage]
     if p.by_insert:
-        lines += ["", f"{'#':<3}{'at':<18}{'module':<30}{'path':<28}{'params':>10}{'MACs':>12}"]
-        for a, b in zip(p.by_insert, m.by_insert):
-            lines.append(f"{a.index:<3}{a.point:<18.18}{a.module:<30.30}{a.path:<28.28}"
-                         f"{a.count:>10,}{units.millions(b.count):>12}")
+        lines += ["", f"{'#':<3}{'at':<18}{'module':<30}{'path':<28}{'params':>10}{'MACs':>12}{'acts':>12}"]
+        for x, y, z in zip(p.by_insert, m.by_insert, a.by_insert):
+            lines.append(f"{x.index:<3}{x.point:<18.18}{x.module:<30.30}{x.path:<28.28}"
+                         f"{x.count:>10,}{units.millions(y.count):>12}{z.count:>12,}")
     lines += ["", f"{'point':<18}{'layout':<8}{'shape':<22}{'reduction':>9}"]
     lines += [f"{s.point:<18}{s.layout:<8}{str(s.shape):<22}{s.reduction or '':>9}" for s in r.shapes]
     if r.latency:
@@ -162,6 +181,7 @@ def format_comparison(c: Comparison) -> str:
              row("  vs A", vs_a([s.params for s in c.sides], a.params, units.params)),
              row("MACs", [units.giga(s.macs) for s in c.sides]),
              row("  vs A", vs_a([s.macs for s in c.sides], a.macs, units.macs)),
+             row("activations (M)", [units.millions(s.activations or 0) for s in c.sides]),
              row("stitched modules", [s.stitched for s in c.sides]),
              row("pretrained", ["yes" if s.pretrained else "no" for s in c.sides])]
     if any(s.latency for s in c.sides):
@@ -206,7 +226,9 @@ def _report(args) -> int:
     images, names = _images(args)
     spec = resolve(args.spec)
     _check_budgets(args, [spec])
-    report = analyze(spec, latency=_latency_opts(args, args.base), images=images, topk=args.topk,
+    memory = {"batch": args.memory_batch, "dtype": args.memory_dtype, "optimizer": args.optimizer} \
+        if args.memory else None
+    report = analyze(spec, latency=_latency_opts(args, args.base), memory=memory, images=images, topk=args.topk,
                      summary_depth=args.depth, image_names=names)
     print(report.to_json(indent=1) if args.json else format_report(report, args.tree, args.summary))
     return 0

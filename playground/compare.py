@@ -41,6 +41,7 @@ class Side:
     pretrained: bool
     final_shape: list[int] | None = None
     latency: Latency | None = None
+    activations: int | None = None  # fvcore's activations (timm's infer_macts), one image
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _side(name: str, r: Report) -> Side:
     return Side(name=name, title=r.title, backbone=r.backbone, img_size=r.img_size, params=r.params.total,
                 params_vs_base=r.params.delta, macs=r.macs.total, macs_vs_base=r.macs.delta,
                 stitched=len(r.params.by_insert), pretrained=r.pretrained,
-                final_shape=final.shape if final else None, latency=r.latency)
+                final_shape=final.shape if final else None, latency=r.latency, activations=r.activations.total)
 
 
 def _union(keys: Sequence[Sequence[str]]) -> list[str]:

@@ -12,6 +12,13 @@ fvcore misses ops that matter for the backbones we stitch, so `count_macs` adds 
 
 Elementwise ops, activations, softmax and pooling are counted as zero (`NOT_COUNTED`), as in the papers' figures and
 fvcore's own `_IGNORED_OPS`; anything else fvcore has no handle for is listed in `MacCount.uncounted_ops`.
+
+Activations come from the same trace: the figure timm publishes (`infer_macts`), fvcore's `ActivationCountAnalysis`,
+which counts the output elements of convolutions and matrix products (`aten::_convolution`, `addmm`, `bmm`,
+`einsum`, `matmul`, `linear`) and nothing else (not norms, activation functions, adds or pooling). timm profiles
+attention on its unfused path, whose Q·Kᵀ and attention·V matmuls count; fused `scaled_dot_product_attention` is
+counted as those two products' outputs (`sdpa_activations`), so a fused model reads what timm's table says.
+One trace serves both: every handle returns a Counter whose activation keys carry the prefix `ACT`.
 """
 from __future__ import annotations
 
@@ -29,10 +36,14 @@ from .hollow import hollow_copy
 
 with warnings.catch_warnings():  # fvcore scripts a few losses at import: torch warns that jit is deprecated
     warnings.simplefilter("ignore", FutureWarning)
-    from fvcore.nn import FlopCountAnalysis, parameter_count
+    from fvcore.nn import FlopCountAnalysis, parameter_count  # noqa: F401  FlopCountAnalysis: zoo's plain count
+    from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as FVCORE_ACTIVATION_HANDLES
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FVCORE_MAC_HANDLES
+    from fvcore.nn.jit_analysis import JitModelAnalysis
     from fvcore.nn.jit_handles import get_shape
 
-__all__ = ["ParamCount", "MacCount", "count_params", "count_macs", "by_prefix", "NOT_COUNTED", "OP_HANDLES"]
+__all__ = ["ParamCount", "MacCount", "ActivationCount", "count_params", "count_macs", "by_prefix", "NOT_COUNTED",
+           "OP_HANDLES", "ACTIVATION_HANDLES"]
 
 
 @dataclass
@@ -44,8 +55,17 @@ class ParamCount:
 
 
 @dataclass
+class ActivationCount:
+    """Activations of one forward pass for one image: output elements of the ops fvcore's `ActivationCountAnalysis`
+    counts (see the module docstring); `by_module` and `by_operator` as in `MacCount`."""
+    total: int = 0
+    by_module: dict[str, int] = field(default_factory=dict)
+    by_operator: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class MacCount:
-    """Multiply-accumulates of one forward pass for one image.
+    """Multiply-accumulates of one forward pass for one image, and the activations of the same trace.
 
     `by_module` has every module path ('' = whole model; a parent includes its children, as fvcore's
     `by_module()`), `by_operator` the MACs per counted operator, `uncounted_ops` the sorted names of ops that ran
@@ -55,6 +75,7 @@ class MacCount:
     by_module: dict[str, int] = field(default_factory=dict)
     by_operator: dict[str, int] = field(default_factory=dict)
     uncounted_ops: list[str] = field(default_factory=list)
+    activations: ActivationCount = field(default_factory=ActivationCount)
 
 
 # Ops counted as zero MACs. Papers' FLOPs tables count conv / linear / matmul / attention (and fvcore adds norms);
@@ -186,6 +207,42 @@ OP_HANDLES: dict[str, Any] = {
 }
 
 
+def sdpa_activations(inputs: list[Any], outputs: list[Any]) -> int:
+    """`aten::scaled_dot_product_attention` as timm's table counts it (unfused): the outputs of Q·Kᵀ,
+    (..., Hq, L, S), and of attention·V, (..., Hq, L, Ev). ViT-S/16 at 224: 11.95 M, as the table."""
+    q, k = get_shape(inputs[0]), get_shape(inputs[1])
+    return _numel(q[:-1]) * k[-2] + _numel(get_shape(outputs[0]))
+
+
+# fvcore's activation handles (output elements of conv, addmm, bmm, einsum, matmul, linear) and fused attention.
+ACTIVATION_HANDLES: dict[str, Any] = {
+    **FVCORE_ACTIVATION_HANDLES,
+    "aten::scaled_dot_product_attention": sdpa_activations,
+}
+ACT = "activations:"  # key prefix of activation counts in the one trace that counts MACs and activations
+
+
+def _as_counter(value: Any, kind: str) -> Counter:
+    """A handle's result as fvcore keys it: a number under the op's name without its namespace."""
+    return value if isinstance(value, Counter) else Counter({kind.partition("::")[2] or kind: value})
+
+
+def _both(kind: str, macs: Any, acts: Any):
+    """One handle for an op that counts MACs (`macs`) and activations (`acts`, keys prefixed with ACT)."""
+    def handle(inputs: list[Any], outputs: list[Any]) -> Counter:
+        out = _as_counter(macs(inputs, outputs), kind) if macs else Counter()
+        if acts:
+            out.update({ACT + k: v for k, v in _as_counter(acts(inputs, outputs), kind).items()})
+        return out
+    return handle
+
+
+def _handles() -> dict[str, Any]:
+    mac_handles = {**FVCORE_MAC_HANDLES, **OP_HANDLES}
+    return {kind: _both(kind, mac_handles.get(kind), ACTIVATION_HANDLES.get(kind))
+            for kind in {**mac_handles, **ACTIVATION_HANDLES}}
+
+
 def count_params(model: nn.Module) -> ParamCount:
     """Parameters, total and trainable (shared tensors once), and per module path via fvcore's `parameter_count`."""
     per_name = parameter_count(model)  # every prefix of every parameter name, '' included
@@ -200,7 +257,8 @@ def count_params(model: nn.Module) -> ParamCount:
 
 def count_macs(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
                skip_zero_products: bool = False) -> MacCount:
-    """MACs of one forward pass for one image: the first item of `inputs`' batch, model in eval mode, no grad.
+    """MACs and activations of one forward pass for one image (one fvcore trace): the first item of `inputs`'
+    batch, model in eval mode, no grad.
 
     The model's train/eval flags are restored afterwards; its weights are untouched. `skip_zero_products`: trace
     `hollow.hollow_copy(model)`, whose all-zero Linear layers skip their arithmetic (a lean model's: the same counts
@@ -221,20 +279,28 @@ def count_macs(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]
     model.eval()
     try:
         with torch.no_grad():
-            analysis = (FlopCountAnalysis(model, inputs)
-                        .set_op_handle(**OP_HANDLES)
+            # FlopCountAnalysis and ActivationCountAnalysis are this engine with other handles: one trace, both
+            analysis = (JitModelAnalysis(model, inputs)
+                        .set_op_handle(**_handles())
                         .set_op_handle(**dict.fromkeys(NOT_COUNTED))  # None = ignore, as fvcore's _IGNORED_OPS
                         .unsupported_ops_warnings(False)
                         .uncalled_modules_warnings(False)
                         .tracer_warnings("none"))
-            by_module = {name: int(v) for name, v in analysis.by_module().items()}
-            by_operator = {op: int(v) for op, v in analysis.by_operator().items() if v}
+            per_module = analysis.by_module_and_operator()
             uncounted = sorted(analysis.unsupported_ops())
     finally:
         for m, training in modes.items():
             m.training = training
-    return MacCount(total=by_module.get("", 0), by_module=by_module, by_operator=by_operator,
-                    uncounted_ops=uncounted)
+    split = {True: ({}, {}), False: ({}, {})}  # is an activation key -> (by_module, by_operator)
+    for name, ops in per_module.items():
+        for is_act, (by_module, _) in split.items():
+            by_module[name] = int(sum(v for k, v in ops.items() if k.startswith(ACT) == is_act))
+    for op, v in per_module[""].items():
+        if v:
+            split[op.startswith(ACT)][1][op.removeprefix(ACT)] = int(v)
+    (macs, mac_ops), (acts, act_ops) = split[False], split[True]
+    return MacCount(total=macs.get("", 0), by_module=macs, by_operator=mac_ops, uncounted_ops=uncounted,
+                    activations=ActivationCount(total=acts.get("", 0), by_module=acts, by_operator=act_ops))
 
 
 def by_prefix(counts: Mapping[str, int], prefixes: Iterable[str]) -> dict[str, int]:

@@ -2,8 +2,9 @@
 
     >>> fig = breakdown_figure(analyze("se_resnet50"))  # doctest: +SKIP
 
-One function per question: feature-map shapes per stage, params and MACs per stage, per stitched module, the
-latency distribution, top-k predictions of the base and the stitched model, and an A/B comparison.
+One function per question: feature-map shapes per stage, params, MACs and activations per stage, memory per
+stage, per stitched module, the latency distribution, top-k predictions of the base and the stitched model, and an
+A/B comparison.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .report import Latency, Prediction, Report, Shape
+from .report import Latency, MemoryEstimate, Prediction, Report, Shape
 
-__all__ = ["shapes_figure", "breakdown_figure", "inserts_figure", "latency_figure", "predictions_figure",
-           "compare_figure", "stage_shapes", "insert_rows"]
+__all__ = ["shapes_figure", "breakdown_figure", "memory_figure", "inserts_figure", "latency_figure",
+           "predictions_figure", "compare_figure", "stage_shapes", "insert_rows"]
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -74,20 +75,41 @@ def shapes_figure(report: Report) -> go.Figure:
 
 
 def breakdown_figure(report: Report) -> go.Figure:
-    """Parameters (M) and GMACs per part of the model: stem, stage<i>, head (stitched modules in their stage)."""
+    """Parameters (M), GMACs and activations (M) per part of the model: stem, stage<i>, head (stitched modules in
+    their stage)."""
     parts = list(report.params.by_stage)
     params = [report.params.by_stage[k] / 1e6 for k in parts]
     macs = [report.macs.by_stage.get(k, 0) / 1e9 for k in parts]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Parameters per stage (M)", "GMACs per stage"),
-                        horizontal_spacing=0.1)
+    acts = [report.activations.by_stage.get(k, 0) / 1e6 for k in parts]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Parameters per stage (M)", "GMACs per stage",
+                                                        "Activations per stage (M)"), horizontal_spacing=0.08)
     fig.add_bar(x=parts, y=params, marker_color=MODEL, name="params", showlegend=False,
                 text=[f"{v:.2f}" for v in params], textposition="outside", cliponaxis=False,
                 hovertemplate="%{x}: %{y:.4f} M params<extra></extra>", row=1, col=1)
     fig.add_bar(x=parts, y=macs, marker_color=SPATIAL, name="GMACs", showlegend=False,
                 text=[f"{v:.3f}" for v in macs], textposition="outside", cliponaxis=False,
                 hovertemplate="%{x}: %{y:.4f} GMACs<extra></extra>", row=1, col=2)
+    fig.add_bar(x=parts, y=acts, marker_color=STITCHED, name="activations", showlegend=False,
+                text=[f"{v:.2f}" for v in acts], textposition="outside", cliponaxis=False,
+                hovertemplate="%{x}: %{y:.4f} M activations<extra></extra>", row=1, col=3)
     fig.update_yaxes(rangemode="tozero")
     return _layout(fig)
+
+
+def memory_figure(memory: MemoryEstimate) -> go.Figure:
+    """Per part of the model (MiB): the activations a training step saves for backward there, and the largest set
+    of tensors alive while it runs in inference (every earlier tensor still alive counts, so it is not additive)."""
+    parts = list(dict.fromkeys([*memory.peak_by_stage, *memory.saved_by_stage]))
+    mib = 2 ** 20
+    fig = go.Figure()
+    fig.add_bar(x=parts, y=[memory.saved_by_stage.get(k, 0) / mib for k in parts], name="saved for backward (training)",
+                marker_color=MODEL, hovertemplate="%{x}: %{y:.1f} MiB saved<extra></extra>")
+    fig.add_bar(x=parts, y=[memory.peak_by_stage.get(k, 0) / mib for k in parts],
+                name="live tensors at the stage's peak (inference)", marker_color=SPATIAL,
+                hovertemplate="%{x}: %{y:.1f} MiB alive<extra></extra>")
+    fig.update_yaxes(title_text="MiB", rangemode="tozero")
+    title = f"Activation memory per stage: batch {memory.batch}, {memory.dtype} (parameters not included)"
+    return _layout(fig, barmode="group", title=dict(text=title, x=0))
 
 
 def insert_rows(report: Report) -> list[dict]:

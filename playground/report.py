@@ -4,7 +4,7 @@ Plain nested dataclasses, JSON-serialisable with `Report.to_dict()`, rebuilt wit
 Schema in `docs/report.schema.json` is generated from these types (`playground schema > docs/report.schema.json`;
 a test checks it is current), and docs/report.md explains each field. Units: parameters and MACs are exact
 integer counts (one MAC is one multiply-accumulate, the unit papers usually call "FLOPs"; a FLOP rate counts
-2 x MACs), times in ms, spatial sizes in pixels or tokens per side.
+2 x MACs), activations are counts of tensor elements, times in ms, spatial sizes in pixels or tokens per side.
 
     >>> r = Report.from_dict(analyze("se_resnet50").to_dict())   # doctest: +SKIP
     >>> r.params.delta, r.macs.total, [s.shape for s in r.shapes]   # doctest: +SKIP
@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Report", "ParamCounts", "MacCounts", "InsertCount", "PointInfo", "Shape", "Latency", "WeightsInfo",
+__all__ = ["Report", "ParamCounts", "MacCounts", "ActivationCounts", "InsertCount", "MemoryEstimate",
+           "PointInfo", "Shape", "Latency", "WeightsInfo",
            "StemConv", "StemChange", "ClassScore", "RankChange", "Agreement", "Prediction", "report_schema",
            "from_plain", "PlainData"]
 
@@ -62,6 +63,20 @@ class MacCounts:
     by_operator: dict[str, int] = field(default_factory=dict)
     uncounted_ops: list[str] = field(default_factory=list)
     unit: str = "MACs"
+
+
+@dataclass
+class ActivationCounts:
+    """Activations of one forward pass of one image, the figure timm publishes as `infer_macts`: fvcore's
+    `ActivationCountAnalysis`, the output elements of convolutions and matrix products (conv, linear, addmm, bmm,
+    matmul, einsum; attention as its Q·Kᵀ and attention·V outputs), counted in the same trace as the MACs.
+    Split like `MacCounts`; `by_operator` maps operator names to activations."""
+    total: int
+    base_total: int
+    delta: int
+    by_stage: dict[str, int]
+    by_insert: list[InsertCount] = field(default_factory=list)
+    by_operator: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +144,30 @@ class Latency:
     started_at: float = 0.0
     finished_at: float = 0.0
     contended_blocks: int = 0
+
+
+@dataclass
+class MemoryEstimate:
+    """Bytes of tensors at `batch` images and `dtype` (the autocast dtype, as a latency's: parameters stay fp32),
+    estimated on fake tensors (`playground.memory`). `inference_bytes` = params + buffers + `activations_peak_bytes`,
+    the largest set of tensors alive at once during a forward pass without grad (not their sum);
+    `training_bytes` = params + buffers + grads + optimizer state (`optimizer` 'sgd' with momentum: 1 x the
+    trainable parameters, 'adamw': 2 x) + `saved_bytes`, the activations saved for backward. `peak_by_stage`: the
+    largest live set while each part (stem, stage<i>, head) runs; `saved_by_stage`: the saved activations made in
+    each part."""
+    batch: int
+    dtype: str
+    optimizer: str
+    params_bytes: int
+    buffers_bytes: int
+    activations_peak_bytes: int
+    inference_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    saved_bytes: int
+    training_bytes: int
+    peak_by_stage: dict[str, int] = field(default_factory=dict)
+    saved_by_stage: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,7 +257,8 @@ class Report(PlainData):
     `spec` is the normalised spec (as `Spec.to_dict()`); `points` every named insertion point of the built model;
     `shapes` the feature maps at the stage points and at the spec's stitching points; `tree` the printed module
     tree, `tree_diff` its unified diff against the unmodified backbone's, `summary` torchinfo's layer table;
-    `latency` / `base_latency` when asked for (the base only when the spec changes the backbone); `predictions`
+    `latency` / `base_latency` when asked for (the base only when the spec changes the backbone); `memory` when
+    asked for (it depends on the batch and dtype: computed on request, never cached); `predictions`
     when images were given; `warnings` one line each, in domain words.
     """
     spec: dict[str, Any]
@@ -227,6 +267,7 @@ class Report(PlainData):
     modified: bool  # the model differs from the unmodified backbone (else base and model are one network)
     params: ParamCounts
     macs: MacCounts
+    activations: ActivationCounts
     points: list[PointInfo]
     shapes: list[Shape]
     tree: str
@@ -236,6 +277,7 @@ class Report(PlainData):
     weights: WeightsInfo | None = None
     latency: Latency | None = None
     base_latency: Latency | None = None
+    memory: MemoryEstimate | None = None
     predictions: list[Prediction] | None = None
     warnings: list[str] = field(default_factory=list)
 

@@ -7,7 +7,8 @@ comparison allows half a unit of the last digit on top of the relative tolerance
 
 `check(name)` runs what a user would do with a backbone, each step independently:
 
-1. analyse it (deploy form, as the table) and compare params and MACs with the table, and plain fvcore's MACs;
+1. analyse it (deploy form, as the table) and compare params, MACs and activations with the table, and plain
+   fvcore's MACs;
 2. stitch SE at `stage2` and `{serial: [se, eca]}` at `final`, gated: the logits must equal the base's bit for
    bit, and the base's state dict must load with only the stitched parameters missing;
 3. double the embedding stride (the first strided conv or pool): it builds and runs, or it is refused in domain words.
@@ -27,6 +28,7 @@ __all__ = ["Reference", "reference_table", "family", "families", "within", "ZooR
 
 PARAMS_TOLERANCE = 0.005  # relative, plus half a unit of the table's last digit (0.005 M)
 MACS_TOLERANCE = 0.01  # relative, plus 0.005 GMACs
+ACTIVATIONS_TOLERANCE = 0.01  # relative, plus 0.005 M activations
 RAW_MARKERS = ("the forward pass fails", "cannot be built for")  # our wrappers around another library's text
 
 
@@ -60,6 +62,7 @@ class ZooResult:
     error: str | None = None
     params: int | None = None
     macs: int | None = None
+    activations: int | None = None
     fvcore_macs: int | None = None  # plain FlopCountAnalysis, its default handles
     uncounted_ops: list[str] = field(default_factory=list)
     stitched: bool = False
@@ -77,6 +80,11 @@ class ZooResult:
     @property
     def macs_ok(self) -> bool:
         return self.macs is not None and within(self.macs / 1e9, self.reference.gmacs, MACS_TOLERANCE)
+
+    @property
+    def activations_ok(self) -> bool:
+        return self.activations is not None and within(self.activations / 1e6, self.reference.macts_m,
+                                                       ACTIVATIONS_TOLERANCE)
 
     @property
     def fvcore_macs_ok(self) -> bool:
@@ -113,6 +121,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     try:
         report = analyze(base_spec, summary_depth=1)
         res.analysed, res.params, res.macs = True, report.params.total, report.macs.total
+        res.activations = report.activations.total
         res.uncounted_ops = list(report.macs.uncounted_ops)
         base = build(base_spec)
         if fvcore:

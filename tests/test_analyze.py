@@ -9,8 +9,8 @@ from torch import nn
 import playground as pg
 from playground.analyze import analyze
 
-CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
-            "summary", "stem", "weights", "latency", "base_latency", "predictions", "warnings"]
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "activations", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "memory", "predictions", "warnings"]
 
 # (params M, GMACs) from timm's results tables and the papers, at 224
 PUBLISHED = {
@@ -173,3 +173,13 @@ def test_concurrent_requests_share_cached_models_safely():
     assert all(r == plain[0] for r in plain)
     assert all(r == results[2] for r in results[2::4]) and results[2][0]["name"] == "input"
     assert len({r["params"]["total"] for r in results[3::4]}) == 1
+
+
+def test_activations_split_by_stage_and_insertion():
+    r = analyze({"backbone": "resnet18", "img_size": 64, "insert": [{"at": "stage2", "module": "se"}]})
+    a = r.activations
+    assert sum(a.by_stage.values()) == a.total and a.by_stage.keys() == r.params.by_stage.keys()
+    # SE on 128 channels at 8x8: its two 1x1 convs output 8 and 128 elements (fvcore counts conv outputs only)
+    assert a.delta == sum(i.count for i in a.by_insert) == 8 + 128
+    base = analyze({"backbone": "resnet18", "img_size": 64})
+    assert a.base_total == base.activations.total

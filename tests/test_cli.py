@@ -7,8 +7,8 @@ import pytest
 
 from playground.cli import main
 
-CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "points", "shapes", "tree", "tree_diff",
-            "summary", "stem", "weights", "latency", "base_latency", "predictions",
+CONTRACT = ["spec", "backbone", "img_size", "modified", "params", "macs", "activations", "points", "shapes", "tree", "tree_diff",
+            "summary", "stem", "weights", "latency", "base_latency", "memory", "predictions",
             "warnings"]
 
 
@@ -110,3 +110,11 @@ def test_latency_lines_show_the_interval_and_the_noise_rule():
     text = format_comparison(Comparison(sides=sides, stages=[], shapes=shapes, latency=[
         LatencyDelta(side="B", delta_ms=4.0, ratio=1.05, clear=False)]))
     assert "78.90-81.25 ms" in text and "+4.00 ms ~" in text and "within noise" in text
+
+
+def test_report_with_memory(capsys):
+    code, out, err = run(capsys, "report", "se_resnet50", "--memory", "--memory-batch", "2", "--optimizer", "sgd")
+    assert code == 0 and err == ""
+    assert "activations (M)" in out and "memory  batch 2, fp32" in out and "sgd state" in out
+    code, out, _ = run(capsys, "report", "se_resnet50", "--memory", "--json")
+    assert json.loads(out)["memory"]["batch"] == 8

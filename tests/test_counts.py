@@ -146,3 +146,23 @@ def test_count_leaves_the_model_as_it_was():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN stats untouched
     params = count_params(model)
     assert (params.total, params.trainable) == (4 * 27 + 4 + 8, 4 + 8)
+
+
+def _plain_activations(model: nn.Module) -> int:
+    from fvcore.nn import ActivationCountAnalysis
+    a = ActivationCountAnalysis(model.eval(), torch.zeros(1, 3, 224, 224))
+    a.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        return int(a.total())
+
+
+def test_activations_are_fvcores_with_attention_as_its_unfused_path(monkeypatch):
+    """Fused attention counted as timm's table counts it: plain fvcore on the unfused path (its two matmuls)."""
+    import timm.layers.config as config
+    _, macs, _ = counted("vit_base_patch16_224")  # fused
+    assert macs.activations.by_operator["scaled_dot_product_attention"] == 12 * (12 * 197 * 197 + 197 * 768)
+    monkeypatch.setattr(config, "_USE_FUSED_ATTN", 0)
+    assert macs.activations.total == _plain_activations(timm.create_model("vit_base_patch16_224"))
+    model, resnet, _ = counted("resnet50")
+    assert resnet.activations.total == _plain_activations(model)
+    assert resnet.activations.by_module["layer1"] == sum(resnet.activations.by_module[f"layer1.{i}"] for i in range(3))

@@ -42,6 +42,8 @@ def test_family(family, families, one_thread):
     # timm's table: params (M) and GMACs rounded to two decimals; 0.5% / 1% on top of half a unit
     assert res.params_ok, f"{ref.model}: {res.params / 1e6:.3f} M vs {ref.params_m} M"
     assert res.macs_ok, f"{ref.model}: {res.macs / 1e9:.4f} G vs {ref.gmacs} G (uncounted {res.uncounted_ops})"
+    # activations (M), fvcore's ActivationCountAnalysis as timm's table: 1% on top of half a unit
+    assert res.activations_ok, f"{ref.model}: {res.activations / 1e6:.3f} M vs {ref.macts_m} M activations"
     assert res.stitched, res.stitch_error
     assert res.gated_identical  # gated: the logits equal the base's bit for bit, on any CPU
     assert res.checkpoint_loads  # the base state dict loads; only the stitched parameters are missing

@@ -13,7 +13,7 @@ from typing import Any
 from .. import plots, units
 from ..catalog import catalog
 from ..compare import Comparison
-from ..report import Latency, Report
+from ..report import Latency, MemoryEstimate, Report
 from ..spec import Spec
 from ..stats import difference
 
@@ -89,9 +89,20 @@ def latency_card(latency: Latency | None, base: Latency | None, modified: bool) 
     return _card("Latency (median)", units.ms(latency.median_ms), exact, delta)
 
 
+ACTIVATIONS_NOTE = ("fvcore's ActivationCountAnalysis, as timm's tables: output elements of convolutions and "
+                    "matrix products (attention's Q·Kᵀ and attention·V included), one image")
+
+
+def memory_card(mem: MemoryEstimate) -> str:
+    exact = (f"inference {units.mib(mem.inference_bytes)} (peak of live tensors) · batch {mem.batch} · {mem.dtype}")
+    return _card("Memory · training step", units.mib(mem.training_bytes), exact,
+                 f'<div class="pg-delta same">params + grads + {esc(mem.optimizer)} state + saved activations</div>',
+                 title="Tensors only (no allocator cache, no kernel scratch), estimated on fake tensors")
+
+
 def summary_html(r: Report, seconds: float | None = None) -> str:
     """Title line and the cards: params, GMACs, latency (each with its delta against the base), final map."""
-    p, m = r.params, r.macs
+    p, m, a = r.params, r.macs, r.activations
     n_ins = len(r.inserted)
     wtext = f"weights: {esc(r.weights.source)}" if r.weights else "random init (pretrained: false)"
     sub = [esc(r.backbone), f"{r.img_size}×{r.img_size}", f"{n_ins} stitched module{'s' if n_ins != 1 else ''}",
@@ -101,8 +112,12 @@ def summary_html(r: Report, seconds: float | None = None) -> str:
               _delta(p.delta, p.base_total, units.params)),
         _card("GMACs · the “FLOPs” of papers", units.giga(m.total, ""), f"{m.total:,} multiply-accumulates",
               _delta(m.delta, m.base_total, units.macs), title=units.MACS_NOTE),
+        _card("Activations (M) · timm's figure", units.millions(a.total, ""), f"{a.total:,} output elements",
+              _delta(a.delta, a.base_total, units.millions), title=ACTIVATIONS_NOTE),
         latency_card(r.latency, r.base_latency, r.modified),
     ]
+    if r.memory:
+        cards.append(memory_card(r.memory))
     final = r.shape_at("final")
     if final:
         cards.append(_card("Final feature map", f"{final.channels}×{final.height}×{final.width}" if final.height
@@ -257,6 +272,21 @@ def compare_html(c: Comparison) -> tuple[str, str, str]:
 
 
 # ---- latency and predictions
+
+def memory_html(mem: MemoryEstimate | None) -> str:
+    """The memory estimate as a table: what inference and a training step hold, part by part."""
+    if mem is None:
+        return '<div class="pg-legend">Not estimated yet: choose a batch and press Estimate memory.</div>'
+    rows = [["parameters", units.mib(mem.params_bytes), units.mib(mem.params_bytes)],
+            ["buffers", units.mib(mem.buffers_bytes), units.mib(mem.buffers_bytes)],
+            ["activations (peak of live tensors)", units.mib(mem.activations_peak_bytes), "—"],
+            ["gradients", "—", units.mib(mem.grads_bytes)],
+            [f"{mem.optimizer} state", "—", units.mib(mem.optimizer_bytes)],
+            ["activations saved for backward", "—", units.mib(mem.saved_bytes)],
+            ["total", units.mib(mem.inference_bytes), units.mib(mem.training_bytes)]]
+    return (f'<div class="pg-legend">batch {mem.batch} · {esc(mem.dtype)} · tensors only (no allocator cache, '
+            f'no kernel scratch)</div>' + table_html(["", "inference", "training step"], rows))
+
 
 def latency_html(latency: Latency | None, base: Latency | None) -> str:
     if not latency:

@@ -55,12 +55,13 @@ def compare_on_device(*specs: Spec, latency: dict | None = None, images: list | 
 
 
 def run_analysis(spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
-                 progress: Progress = None) -> Report:
-    """`analyze` within the app's budgets: in a worker, or on ZeroGPU's GPU when it runs the model."""
+                 memory: dict | None = None, progress: Progress = None) -> Report:
+    """`analyze` within the app's budgets: in a worker, or on ZeroGPU's GPU when it runs the model. A memory
+    estimate runs on fake tensors: always in a worker."""
     if ON_ZEROGPU and (latency or images):
         service().check(spec, int((latency or {}).get("batch", 1)))
         return analyze_on_device(spec, latency=latency, images=images, topk=topk, progress=progress)
-    return service().analyze(spec, latency=latency, images=images, topk=topk, progress=progress)
+    return service().analyze(spec, latency=latency, images=images, topk=topk, memory=memory, progress=progress)
 
 
 def compare_specs(*texts: str, latency: bool = False, progress: Progress = None) -> Comparison:

@@ -24,9 +24,10 @@ def job(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @job
 def analyze(spec: Spec, latency: dict | None = None, images: list | None = None, topk: int = 5,
-            image_names: list[str] | None = None, progress: Progress = None) -> Report:
+            image_names: list[str] | None = None, memory: dict | None = None, progress: Progress = None) -> Report:
     from ..analyze import analyze
-    return analyze(spec, latency=latency, images=images, topk=topk, image_names=image_names, progress=progress)
+    return analyze(spec, latency=latency, images=images, topk=topk, image_names=image_names, memory=memory,
+                   progress=progress)
 
 
 @job

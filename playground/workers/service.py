@@ -70,12 +70,13 @@ class Service:
         self.budgets.check(spec, batch, self._estimate)
 
     def analyze(self, spec: Spec, *, latency: dict | None = None, images: list | None = None, topk: int = 5,
-                image_names: list[str] | None = None, progress: Progress = None) -> Report:
+                image_names: list[str] | None = None, memory: dict | None = None,
+                progress: Progress = None) -> Report:
         self.check(spec, int((latency or {}).get("batch", 1)))
         return self._run("analyze", lane="latency" if latency else "analysis", key=spec.backbone,
                          what="latency run" if latency else "prediction" if images else "analysis",
                          progress=progress, spec=spec, latency=latency, images=images, topk=topk,
-                         image_names=image_names)
+                         image_names=image_names, memory=memory)
 
     def compare(self, specs: list[Spec], *, latency: dict | None = None, images: list | None = None,
                 progress: Progress = None) -> Comparison:

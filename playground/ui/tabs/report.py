@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ... import plots
-from ...choices import BATCH, DEVICES, DTYPES, TOPK
+from ...choices import BATCH, DEVICES, DTYPES, MEMORY_BATCH, OPTIMIZERS, TOPK
 from ...errors import RunError, SpecError
 from ...report import Report
 from ..errors import progress_to, user_errors
@@ -22,6 +22,7 @@ from ..render import (
     diff_html,
     inserts_html,
     latency_html,
+    memory_html,
     pre_html,
     predictions_md,
     shapes_html,
@@ -73,6 +74,12 @@ class ReportTabs:
     measure: gr.Button
     latency: gr.HTML
     latency_plot: gr.Plot
+    memory_batch: gr.Number
+    memory_dtype: gr.Dropdown
+    optimizer: gr.Dropdown
+    estimate: gr.Button
+    memory: gr.HTML
+    memory_plot: gr.Plot
     image: gr.Image
     topk: gr.Slider
     pred_plot: gr.Plot
@@ -84,7 +91,8 @@ class ReportTabs:
         """What the tabs show (their inputs stay out: a component that is an output is re-created per session
         when updated, which would drop the photo input's upload checks)."""
         return {self.breakdown_plot, self.inserts_plot, self.inserts, self.shapes_plot, self.shapes, self.tree,
-                self.diff, self.layers, self.latency, self.latency_plot, self.pred_plot, self.pred_md, self.json}
+                self.diff, self.layers, self.latency, self.latency_plot, self.memory, self.memory_plot, self.pred_plot,
+                self.pred_md, self.json}
 
     def show(self, r: Report) -> dict:
         """The tabs drawn from a fresh report (latency is measured on demand: cleared)."""
@@ -95,7 +103,12 @@ class ReportTabs:
                 self.shapes_plot: plots.shapes_figure(r), self.shapes: shapes_html(r),
                 self.tree: tree_html(r.tree, r.inserted), self.diff: diff_html(r.tree_diff),
                 self.layers: pre_html(r.summary), **self.show_predictions(r),
-                self.latency: latency_html(None, None), self.latency_plot: None, self.json: r.to_dict()}
+                self.latency: latency_html(None, None), self.latency_plot: None, **self.show_memory(r),
+                self.json: r.to_dict()}
+
+    def show_memory(self, r: Report) -> dict:
+        return {self.memory: memory_html(r.memory),
+                self.memory_plot: plots.memory_figure(r.memory) if r.memory else None}
 
     def show_predictions(self, r: Report | None) -> dict:
         preds = (r.predictions if r else None) or []
@@ -138,6 +151,18 @@ def build_report_tabs(samples: list[str]) -> ReportTabs:
                         elem_classes="pg-hint")
             latency = gr.HTML(latency_html(None, None), elem_id="latency")
             latency_plot = gr.Plot(show_label=False)
+        with gr.Tab("Memory", id="memory"):
+            with gr.Row():
+                memory_batch = gr.Number(8, label="batch", precision=0, minimum=MEMORY_BATCH.lo,
+                                         maximum=MEMORY_BATCH.hi, min_width=80, elem_id="memory-batch")
+                memory_dtype = gr.Dropdown(list(DTYPES), value="fp32", label="precision (autocast)", min_width=90)
+                optimizer = gr.Dropdown(list(OPTIMIZERS), value="adamw", label="optimizer", min_width=90)
+            estimate = gr.Button("Estimate memory", variant="primary", elem_id="estimate-memory")
+            gr.Markdown("Tensors alive at once in a forward pass (inference), and parameters + gradients + "
+                        "optimizer state + activations saved for backward (one training step), on fake tensors: "
+                        "no compute, any batch.", elem_classes="pg-hint")
+            memory = gr.HTML(memory_html(None), elem_id="memory")
+            memory_plot = gr.Plot(show_label=False)
         with gr.Tab("Predictions", id="predictions"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=220):
@@ -151,8 +176,8 @@ def build_report_tabs(samples: list[str]) -> ReportTabs:
         with gr.Tab("Report JSON", id="json"):
             json = gr.JSON(label="Report (the JSON contract of the CLI and the API)")
     return ReportTabs(breakdown_plot, inserts_plot, inserts, shapes_plot, shapes, tree, diff, layers, device, batch,
-                      dtype, channels_last, compile, measure, latency, latency_plot, image, topk, pred_plot,
-                      pred_md, json)
+                      dtype, channels_last, compile, measure, latency, latency_plot, memory_batch, memory_dtype,
+                      optimizer, estimate, memory, memory_plot, image, topk, pred_plot, pred_md, json)
 
 
 # ---- handlers
@@ -193,6 +218,15 @@ def on_measure(summary: Summary, tabs: ReportTabs, text: str, device: str, batch
             tabs.latency_plot: plots.latency_figure(r.latency, r.base_latency)}
 
 
+def on_estimate(summary: Summary, tabs: ReportTabs, text: str, batch: Any, dtype: str, optimizer: str,
+                progress=gr.Progress()) -> dict:
+    """Estimate memory: the static report with the memory estimate at the chosen batch, precision and optimizer."""
+    n = float(batch) if batch not in (None, "") else 8.0
+    opts = {"batch": int(n) if n.is_integer() else n, "dtype": dtype or "fp32", "optimizer": optimizer or "adamw"}
+    r = run_analysis(parse_spec(text), memory=opts, progress=progress_to(progress))
+    return {summary.summary: summary_html(r), **tabs.show_memory(r)}
+
+
 def wire_report(p: SpecPanel, summary: Summary, tabs: ReportTabs) -> Any:
     """Analyze, Measure and the photo; returns the Analyze event's function, for the page load to chain."""
     analyze = user_errors(partial(on_analyze, p, summary, tabs))
@@ -206,4 +240,7 @@ def wire_report(p: SpecPanel, summary: Summary, tabs: ReportTabs) -> Any:
     tabs.measure.click(user_errors(partial(on_measure, summary, tabs)),
                        [p.yaml, tabs.device, tabs.batch, tabs.dtype, tabs.channels_last, tabs.compile],
                        [summary.summary, tabs.latency, tabs.latency_plot], **LATENCY_QUEUE, **PRIVATE)
+    tabs.estimate.click(user_errors(partial(on_estimate, summary, tabs)),
+                        [p.yaml, tabs.memory_batch, tabs.memory_dtype, tabs.optimizer],
+                        [summary.summary, tabs.memory, tabs.memory_plot], **ANALYSIS_QUEUE, **PRIVATE)
     return lambda dep: dep.then(analyze, inputs, outputs, **ANALYSIS_QUEUE, **PRIVATE)
