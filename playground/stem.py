@@ -59,12 +59,25 @@ def _geometry(module: nn.Module) -> tuple[int, int, int] | None:
     return read(module) if read else None
 
 
+def _shrinks_image(call) -> bool:
+    """A module call that takes a 4-D map and returns one at most half as wide and high (space-to-depth, a patch
+    unfold); not a valid-padded conv, which trims a few pixels."""
+    inp, out = call.inp, call.out
+    return (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor) and inp.dim() == out.dim() == 4
+            and 2 * out.shape[-1] <= inp.shape[-1] and 2 * out.shape[-2] <= inp.shape[-2])
+
+
 def first_downsampling(probe: Probe) -> str | None:
-    """Path of the first layer of `DOWNSAMPLERS` that runs with a stride > 1 (a conv, or a pool where the net
-    downsamples by pooling first)."""
+    """Path of the first layer that downsamples the image: the first of `DOWNSAMPLERS` that runs with a stride > 1
+    (a conv, or a pool where the net pools first), unless a leaf of another kind shrank the map before it (TResNet's
+    space-to-depth: then that leaf, which `plan_stem` refuses to change, not a later pool on a shortcut)."""
     modules = dict(probe.model.named_modules())
-    found = [p for p in probe.calls if p in modules and (_geometry(modules[p]) or (0, 1, 0))[1] > 1]
-    return min(found, key=lambda p: probe.calls[p].start) if found else None
+    order = sorted((p for p in probe.calls if p in modules), key=lambda p: probe.calls[p].start)
+    first = next((p for p in order if (_geometry(modules[p]) or (0, 1, 0))[1] > 1), None)
+    if first is None:
+        return None
+    leaves = (p for p in order[:order.index(first)] if not any(True for _ in modules[p].children()))
+    return next((p for p in leaves if _shrinks_image(probe.calls[p])), first)
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
@@ -109,6 +122,9 @@ def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
         raise SpecError("stem: this backbone has no strided conv or pool to change (no patch embedding, stem conv "
                         "or downsampling pool found)")
     conv = probe.model.get_submodule(path)
+    if _geometry(conv) is None:
+        raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}), which has no "
+                        f"stride to change (its output's channels depend on its reduction)")
     k0, s0, p0 = _geometry(conv)
     if not isinstance(conv, nn.Conv2d) and (stem.kernel not in (None, k0) or stem.padding not in (None, p0)):
         raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}): only its "

@@ -259,3 +259,9 @@ def test_an_unknown_pretrained_tag_is_one_line_with_the_tags_there_are():
         pg.build({"backbone": "resnet50.a1_in1kk"})
     with pytest.raises(pg.SpecError, match="no pretrained tag 'bogus'"):
         pg.points("resnet50.bogus")
+
+
+def test_a_first_downsampling_layer_without_a_stride_is_refused_by_name():
+    """TResNet downsamples first by space-to-depth: that is its embedding, not a later pool on a shortcut."""
+    with pytest.raises(pg.SpecError, match=r"first downsampling layer here is a SpaceToDepth \(body.s2d\)"):
+        pg.build({"backbone": "tresnet_m", "img_size": 128, "stem": {"stride": 8}})
