@@ -73,10 +73,6 @@ class ExportResult:
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
 
-    def line(self) -> str:
-        """The path written, and the ONNX check's line."""
-        return f"{self.path}" + (f"\n{self.check.line()}" if self.check else "")
-
 
 def onnx_missing() -> str | None:
     """Why ONNX export is impossible here, or None."""

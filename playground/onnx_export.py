@@ -107,8 +107,8 @@ def unsupported_op(e: BaseException, model: nn.Module, x: torch.Tensor) -> str |
         return None
     (op, overload), where = found, _module_of(model, x, found[0])
     name = op.replace(".", "::", 1) + ("" if overload == "default" else f".{overload}")
-    return (f"ONNX cannot express {name}{f' (used by {where})' if where else ''}: torch.onnx {torch.__version__} "
-            f"has no translation of it to ONNX operators")
+    return (f"ONNX cannot express {name}{f' (used by {where})' if where else ''}: the ONNX exporter of torch "
+            f"{torch.__version__} has no translation of it to ONNX operators")
 
 
 def _root(e: BaseException) -> BaseException:
@@ -181,9 +181,8 @@ def export_onnx(model: nn.Module, img_size: int, path: Path, progress: Progress 
         try:
             onnx_program, dynamic = _export(model, x[:1], dynamic=False), False
         except Exception as e:
-            op = unsupported_op(e, model, x[:1])
-            raise SpecError(f"ONNX export: {op or f'torch.export cannot capture the model: {first_line(_root(e))}'}"
-                            ) from None
+            why = unsupported_op(e, model, x[:1]) or f"the exporter cannot take this model: {first_line(_root(e))}"
+            raise SpecError(f"ONNX export: {why}") from None
     step(0.7, "writing the file")
     for node in onnx_program.model.graph.all_nodes():  # keep module paths (name_scopes), not this machine's files
         node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)

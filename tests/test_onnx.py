@@ -33,6 +33,8 @@ CASES = {
                                                                         "merge": "concat"}}]},
     "lite0_pretrained_gated": {"backbone": "efficientnet_lite0", "pretrained": True, "gate": True,
                                "insert": [{"at": "stage3", "module": "cbam"}]},
+    # the project's own SpectFormer: rfft2 / irfft2, which the TorchScript exporter cannot express (ONNX DFT here)
+    "spectformer_fft": {"backbone": "spectformer_s"},
 }
 
 
