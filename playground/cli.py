@@ -265,10 +265,19 @@ def _points(args) -> int:
 
 
 def _export(args) -> int:
+    """Print the path written; for ONNX the check's line too (exit status 1, on stderr, when parity fails)."""
+    import warnings
+
     from .export import export
     from .presets import resolve
-    print(export(resolve(args.spec), args.format, args.output))
-    return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a failed check is printed below, once
+        result = export(resolve(args.spec), args.format, args.output)
+    print(result.path)
+    if result.check is None:
+        return 0
+    print(result.check.line(), file=sys.stdout if result.check.ok else sys.stderr)
+    return 0 if result.check.ok else 1
 
 
 def _presets(args) -> int:

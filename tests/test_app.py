@@ -2,7 +2,9 @@
 parts without a server: spec <-> controls, history, share links, rendering, the panels' handlers, export."""
 import dataclasses
 import json
+import re
 import shutil
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from playground.export import onnx_missing  # noqa: E402
 from playground.spec import load_spec  # noqa: E402
 from playground.ui import render, specs  # noqa: E402
 from playground.ui.history import History  # noqa: E402
-from playground.ui.tabs.export import export_file  # noqa: E402
+from playground.ui.tabs.export import export_file, on_export  # noqa: E402
 
 SE_STAGE3 = "backbone: resnet18\ninsert:\n  - {at: stage3, module: se}\n"
 SE_256_PARAMS = 256 * 16 + 16 + 16 * 256 + 256  # timm SEModule on 256 channels, reduction 16
@@ -230,7 +232,7 @@ def test_spec_panel_edits_presets_and_undo(panels):
 
 def test_exports():
     spec = load_spec(SE_STAGE3)
-    paths = [export_file(spec, fmt) for fmt in ("Spec (YAML)", "Python snippet", "State dict (.safetensors)")]
+    paths = [export_file(spec, fmt).path for fmt in ("Spec (YAML)", "Python snippet", "State dict (.safetensors)")]
     try:
         assert load_spec(paths[0].read_text()) == spec
         scope: dict = {}
@@ -245,6 +247,15 @@ def test_exports():
     if onnx_missing():
         with pytest.raises(SpecError, match="pip install onnx"):
             export_file(spec, "ONNX (.onnx)")
+        return
+    path, status = on_export(SE_STAGE3, "ONNX (.onnx)", progress=None)  # through a worker, as the page does
+    try:
+        lines = status.split("  \n")
+        assert Path(path).suffix == ".onnx" and lines[0] == f"✓ {Path(path).name} · {Path(path).stat().st_size / 1e6:.2f} MB"
+        assert lines[1].startswith("ONNX verified: max |diff| ") and "on chelsea, coffee" in lines[1]
+        assert re.search(r"\(top-1 [\w ]+; onnxruntime [\d.]+, opset \d+, dynamic batch\)$", lines[1])
+    finally:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 def test_latency_in_the_page_says_within_noise_when_the_intervals_overlap():

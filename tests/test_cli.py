@@ -90,6 +90,19 @@ def test_export_round_trips(capsys, tmp_path):
     assert sum(p.numel() for p in namespace["model"].parameters()) == 25_557_032 + 80
 
 
+def test_onnx_export_prints_how_it_was_verified(capsys, tmp_path):
+    from playground.export import onnx_missing
+    if onnx_missing():
+        pytest.skip("the `onnx` extra is not installed")
+    spec = tmp_path / "atto.yaml"
+    spec.write_text("backbone: convnext_atto\nimg_size: 64\ninsert: [{at: stage2, module: eca}]\n")
+    code, out, err = run(capsys, "export", str(spec), "--format", "onnx", "-o", str(tmp_path / "atto"))
+    path, line = out.splitlines()
+    assert code == 0 and err == "" and path == str(tmp_path / "atto.onnx")
+    assert line.startswith("ONNX verified: max |diff| ") and " on chelsea, coffee (top-1 " in line
+    assert float(line.split()[4]) <= 1e-4  # the tolerance: see tests/test_onnx.py
+
+
 def test_latency_lines_show_the_interval_and_the_noise_rule():
     import playground as pg
     from playground.cli import format_comparison, format_report

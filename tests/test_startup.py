@@ -23,10 +23,13 @@ def test_the_app_builds_its_page_without_torch():
 
 
 def test_specs_parse_and_results_unpickle_without_torch():
-    code = ("import pickle, playground as pg\n"
+    code = ("import pathlib, pickle, playground as pg\n"
             "from playground.report import Report\n"
             "spec = pg.load_spec('backbone: resnet50\\ninsert: [{at: stage3, module: {serial: [se, eca]}}]')\n"
             "pickle.loads(pickle.dumps(spec))\n"
+            "from playground.export import ExportResult, OnnxCheck\n"  # an export's result, from a worker
+            "check = OnnxCheck(1e-6, 1e-4, ('chelsea',), 'tabby', True, 20, '1.32.0', ('CPUExecutionProvider',), True)\n"
+            "pickle.loads(pickle.dumps(ExportResult(pathlib.Path('m.onnx'), 'onnx', (), check)))\n"
             "pg.load_spec('backbone: resnet50\\nhead_norm: layernorm')")
     assert imported_after(code) == set()
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..compare import Comparison, compare, named_specs
+from ..export import ExportResult
 from ..report import Report
 from ..spec import Spec
 from ..zerogpu import ENABLED as ON_ZEROGPU
@@ -80,7 +81,7 @@ def point_dicts(spec: Spec) -> list[dict]:
     return service().points(spec)
 
 
-def export_to(spec: Spec, fmt: str, path: Path, progress: Progress = None) -> Path:
+def export_to(spec: Spec, fmt: str, path: Path, progress: Progress = None) -> ExportResult:
     return service().export(spec, fmt, path, progress)
 
 

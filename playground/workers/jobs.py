@@ -3,11 +3,11 @@ calls them. Each is the library's own function; arguments and results cross the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..budgets import Estimate
 from ..compare import Comparison
+from ..export import ExportResult
 from ..report import Report
 from ..spec import Spec
 
@@ -49,7 +49,7 @@ def points(spec: Spec, progress: Progress = None) -> list[dict]:
 
 
 @job
-def export(spec: Spec, fmt: str, path: str, progress: Progress = None) -> Path:
+def export(spec: Spec, fmt: str, path: str, progress: Progress = None) -> ExportResult:
     from ..export import export
     return export(spec, fmt, path, progress)
 

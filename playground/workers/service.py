@@ -16,6 +16,7 @@ from typing import Any
 from ..budgets import Budgets, Estimate
 from ..cache import LRU
 from ..compare import Comparison
+from ..export import ExportResult
 from ..report import Report
 from ..spec import Spec
 from . import jobs
@@ -90,7 +91,7 @@ class Service:
         self.check(spec)
         return self._run("points", lane="gate", what="point list", spec=spec)  # the menu: never behind analyses
 
-    def export(self, spec: Spec, fmt: str, path: str | Path, progress: Progress = None) -> Path:
+    def export(self, spec: Spec, fmt: str, path: str | Path, progress: Progress = None) -> ExportResult:
         if fmt not in ("yaml", "python"):
             self.check(spec)
         return self._run("export", key=spec.backbone, what="export", progress=progress, spec=spec, fmt=fmt,

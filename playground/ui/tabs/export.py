@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import gradio as gr
 
 from ...choices import EXPORT_LABELS
 from ...errors import SpecError
+from ...export import ExportResult
 from ...spec import Spec
 from ..errors import progress_to, shown, user_errors
 from ..runs import ANALYSIS_QUEUE, export_to
@@ -43,11 +45,22 @@ def _export_dir() -> Path:
     return d
 
 
-def export_file(spec: Spec, label: str, progress: Callable[[float, str], None] = lambda f, m: None) -> Path:
+def export_file(spec: Spec, label: str, progress: Callable[[float, str], None] = lambda f, m: None) -> ExportResult:
     """Write the spec or the model as the page's export `label` (a key of EXPORT_LABELS) into a fresh folder."""
     if label not in EXPORT_LABELS:
         raise SpecError(f"export: {label!r} is not one of {', '.join(EXPORT_LABELS)}")
     return export_to(spec, EXPORT_LABELS[label], _export_dir() / _slug(spec), progress)
+
+
+def _download(result: ExportResult) -> Path:
+    """The one file to download: the export, or a zip of it with its external weights (an ONNX model over 2 GB)."""
+    if len(result.files) == 1:
+        return result.path
+    zipped = result.path.with_suffix(".zip")
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_STORED) as z:  # weights do not compress
+        for f in result.files:
+            z.write(f, f.name)
+    return zipped
 
 
 @dataclass
@@ -79,14 +92,17 @@ def build_export() -> ExportPanel:
 
 
 def on_export(text: str, fmt: str, progress=gr.Progress()) -> tuple[str | None, str]:
-    """Export: (file to download, a line saying what it is)."""
+    """Export: (file to download, a line saying what it is, and for ONNX how it was verified)."""
     spec = parse_spec(text)
     try:
-        path = export_file(spec, fmt, progress_to(progress))
+        result = export_file(spec, fmt, progress_to(progress))
     except SpecError as e:
         return None, f"✗ {shown(str(e))}"
-    size = path.stat().st_size
-    return str(path), f"✓ {path.name} · {size / 1e6:.2f} MB" if size > 1e5 else f"✓ {path.name} · {size:,} bytes"
+    path, size = _download(result), result.size_bytes
+    line = f"{path.name} · {size / 1e6:.2f} MB" if size > 1e5 else f"{path.name} · {size:,} bytes"
+    if result.check is None:
+        return str(path), f"✓ {line}"
+    return str(path), f"{'✓' if result.check.ok else '⚠'} {line}  \n{shown(result.check.line())}"
 
 
 def on_snippet(text: str) -> Any:
