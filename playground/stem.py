@@ -68,16 +68,18 @@ def _shrinks_image(call) -> bool:
 
 
 def first_downsampling(probe: Probe) -> str | None:
-    """Path of the first layer that downsamples the image: the first of `DOWNSAMPLERS` that runs with a stride > 1
-    (a conv, or a pool where the net pools first), unless a leaf of another kind shrank the map before it (TResNet's
-    space-to-depth: then that leaf, which `plan_stem` refuses to change, not a later pool on a shortcut)."""
+    """Path of the layer whose stride is the embedding's: the first conv that runs with a stride > 1; in a net with
+    none, the first strided pool (VGG, anti-aliased DarkNet), unless a layer of another kind shrank the map before
+    it (TResNet's space-to-depth: then that layer, which `plan_stem` refuses to change, not a later shortcut pool)."""
     modules = dict(probe.model.named_modules())
     order = sorted((p for p in probe.calls if p in modules), key=lambda p: probe.calls[p].start)
-    first = next((p for p in order if (_geometry(modules[p]) or (0, 1, 0))[1] > 1), None)
-    if first is None:
-        return None
-    leaves = (p for p in order[:order.index(first)] if not any(True for _ in modules[p].children()))
-    return next((p for p in leaves if _shrinks_image(probe.calls[p])), first)
+    strided = [p for p in order if (_geometry(modules[p]) or (0, 1, 0))[1] > 1]
+    conv = next((p for p in strided if isinstance(modules[p], nn.Conv2d)), None)
+    if conv is not None or not strided:
+        return conv
+    pool = strided[0]
+    leaves = (p for p in order[:order.index(pool)] if not any(True for _ in modules[p].children()))
+    return next((p for p in leaves if _shrinks_image(probe.calls[p])), pool)
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
