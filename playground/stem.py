@@ -22,6 +22,7 @@ from .points import Probe
 from .spec import StemSpec
 
 __all__ = ["StemPlan", "plan_stem", "apply_stem", "has_fixup", "register_grid_fixup", "first_downsampling",
+           "downsampling_geometry",
            "DOWNSAMPLERS"]
 
 GridFixup = Callable[[nn.Module, str, tuple[int, int], int], list[str]]
@@ -54,7 +55,8 @@ DOWNSAMPLERS: dict[type[nn.Module], Callable[[nn.Module], tuple[int, int, int]]]
     nn.Conv2d: _conv_geometry, nn.MaxPool2d: _pool_geometry, nn.AvgPool2d: _pool_geometry}
 
 
-def _geometry(module: nn.Module) -> tuple[int, int, int] | None:
+def downsampling_geometry(module: nn.Module) -> tuple[int, int, int] | None:
+    """(kernel, stride, padding) of a layer of `DOWNSAMPLERS`; None for any other layer."""
     read = next((fn for cls, fn in DOWNSAMPLERS.items() if isinstance(module, cls)), None)
     return read(module) if read else None
 
@@ -73,7 +75,7 @@ def first_downsampling(probe: Probe) -> str | None:
     it (TResNet's space-to-depth: then that layer, which `plan_stem` refuses to change, not a later shortcut pool)."""
     modules = dict(probe.model.named_modules())
     order = sorted((p for p in probe.calls if p in modules), key=lambda p: probe.calls[p].start)
-    strided = [p for p in order if (_geometry(modules[p]) or (0, 1, 0))[1] > 1]
+    strided = [p for p in order if (downsampling_geometry(modules[p]) or (0, 1, 0))[1] > 1]
     conv = next((p for p in strided if isinstance(modules[p], nn.Conv2d)), None)
     if conv is not None or not strided:
         return conv
@@ -124,10 +126,10 @@ def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
         raise SpecError("stem: this backbone has no strided conv or pool to change (no patch embedding, stem conv "
                         "or downsampling pool found)")
     conv = probe.model.get_submodule(path)
-    if _geometry(conv) is None:
+    if downsampling_geometry(conv) is None:
         raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}), which has no "
                         f"stride to change (its output's channels depend on its reduction)")
-    k0, s0, p0 = _geometry(conv)
+    k0, s0, p0 = downsampling_geometry(conv)
     if not isinstance(conv, nn.Conv2d) and (stem.kernel not in (None, k0) or stem.padding not in (None, p0)):
         raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}): only its "
                         f"stride can change, not its kernel or padding")

@@ -104,10 +104,6 @@ def _plain_fvcore(model: torch.nn.Module, img_size: int) -> int:
         return int(analysis.total())
 
 
-def _stride(stride: int | tuple[int, ...]) -> int:
-    return stride if isinstance(stride, int) else stride[0]
-
-
 STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial": ["se", "eca"]}}]
 
 
@@ -115,7 +111,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     """Every step of the module docstring for one model; a step that fails is recorded, the next still runs."""
     from .analyze import analyze
     from .build import build
-    from .stem import first_downsampling
+    from .stem import downsampling_geometry, first_downsampling
     base_spec = {"backbone": ref.model, "img_size": ref.img_size, "reparameterize": True}
     res = ZooResult(ref.model, ref.img_size, ref)
     try:
@@ -146,7 +142,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     if conv is None:
         res.stride_refusal = "no strided conv or pool"
         return res
-    s0 = _stride(base.model.get_submodule(conv).stride)
+    s0 = (downsampling_geometry(base.model.get_submodule(conv)) or (0, 1, 0))[1]  # no stride: the build refuses
     try:
         changed = build({**base_spec, "stem": {"stride": 2 * s0}})
         with torch.inference_mode():
