@@ -267,3 +267,28 @@ def test_python_api_is_the_package_function():
 
 def test_every_runner_is_registered():
     assert set(RUNNERS) == {"inline", "pool", "ray"}
+
+
+# ---- beyond this process: worker processes and Ray
+
+def test_ray_in_local_mode_gives_the_same_table_as_the_process_pool(tmp_path):
+    ray = pytest.importorskip("ray")
+    data = {**SMALL, "axes": {"insert[0].module": ["se", "eca"], "insert[0].at": ["stage3", "stage9"]}}
+    pooled = sweep(data, workers=2, cache=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = sweep(data, ray="auto", cache=tmp_path)
+        assert sweep(data, ray="auto", cache=tmp_path).stats.computed == 0  # the same cache
+    finally:
+        ray.shutdown()
+    assert (pooled.stats.runner, on_ray.stats.runner) == ("pool", "ray")
+    assert on_ray.to_dict()["rows"] == pooled.to_dict()["rows"]
+    assert [row.metrics["params_delta"] for row in on_ray.rows] == [SE_256, None, ECA, None]
+    assert on_ray.rows[1].error == "insert[0].at: 'stage9': this backbone has stages 1 to 4"
+    assert (on_ray.kept, on_ray.front) == (pooled.kept, pooled.front) == ([0, 2], [2])
+
+
+def test_ray_that_cannot_connect_is_one_line():
+    pytest.importorskip("ray")
+    with pytest.raises(SpecError, match=r"^ray: cannot connect to 'ray://127.0.0.1:1'"):
+        sweep(SMALL, ray="ray://127.0.0.1:1", cache=False)
