@@ -127,7 +127,7 @@ class SweepSpec:
 
 def _short(value: Any) -> str:
     """A value as a label shows it: YAML's words for scalars, one-line YAML for lists and mappings."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True, sort_keys=False).strip()
     return text.removesuffix("\n...").removesuffix(" ...").strip()
 
 

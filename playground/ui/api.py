@@ -1,4 +1,4 @@
-"""The named API endpoints (`/analyze`, `/predict`, `/points`, `/presets`, `/compare`): JSON text in and out.
+"""The named API endpoints (`/analyze`, `/predict`, `/points`, `/presets`, `/compare`, `/sweep`): JSON text in and out.
 
 Results are JSON *text*: gradio_client takes any returned dict with a "path" key for a file to download, and
 reports name module paths `path`. `json.loads` the result (it is the CLI's `--json` output for a report).
@@ -13,11 +13,11 @@ import gradio as gr
 from ..errors import SpecError
 from ..presets import list_presets
 from .errors import user_errors
-from .runs import ANALYSIS_QUEUE, LATENCY_QUEUE, compare_specs, latency_options, point_dicts, run_analysis
+from .runs import ANALYSIS_QUEUE, LATENCY_QUEUE, compare_specs, latency_options, point_dicts, run_analysis, run_sweep
 from .specs import menu_spec, parse_spec, spec_yaml
 from .uploads import photo_input
 
-__all__ = ["api_analyze", "api_predict", "api_points", "api_presets", "api_compare", "register"]
+__all__ = ["api_analyze", "api_predict", "api_points", "api_presets", "api_compare", "api_sweep", "register"]
 
 
 
@@ -57,6 +57,16 @@ def api_compare(spec_a: str, spec_b: str, latency: bool = False) -> str:
     return compare_specs(spec_a, spec_b, latency=latency).to_json()
 
 
+def api_sweep(sweep: str, latency: bool = False, where: str = "", objectives: str = "") -> str:
+    """Run a sweep (YAML text or a sweep preset's name): every combination of its axes, as a SweepResult in JSON
+    text, the rows `playground sweep --json` prints: each variant's params, MACs, latency when asked, final shape,
+    warnings, or why it is invalid; the rows meeting `where` ("gmacs <= 4.5, params_m <= 30") and their Pareto
+    front over `objectives` (comma-separated columns; default the sweep's). Refused above the server's variant limit.
+    """
+    names = [o for o in (objectives or "").split(",") if o.strip()] or None
+    return run_sweep(sweep, latency=latency, where=where or None, objectives=names).to_json()
+
+
 @dataclass
 class _PredictInputs:
     """Hidden components of `/predict`: an image component, so uploads are checked like the page's."""
@@ -77,5 +87,6 @@ def register() -> None:
     gr.api(user_errors(api_points), api_name="points")
     gr.api(user_errors(api_presets), api_name="presets")
     gr.api(user_errors(api_compare), api_name="compare", **LATENCY_QUEUE)
+    gr.api(user_errors(api_sweep), api_name="sweep", **ANALYSIS_QUEUE)  # its timings wait in the latency lane
 
 
