@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--json", action="store_true")
 
     sw = sub.add_parser("sweep", help="every combination of a sweep's axes: a table of results and its Pareto front")
-    sw.add_argument("sweep", help="a sweep preset's name (see --list), or a .yaml / .json sweep file")
+    sw.add_argument("sweep", nargs="?", help="a sweep preset's name (see --list), or a .yaml / .json sweep file")
     sw.add_argument("--list", action="store_true", help="list the sweep presets instead")
     sw.add_argument("--count", action="store_true", help="print the number of variants and stop")
     sw.add_argument("--workers", type=int, default=None, help="worker processes (default: run in this process)")
@@ -320,6 +320,8 @@ def _sweep(args) -> int:
         for name, sw in list_sweep_presets().items():
             print(f"{name:<28}{sw.title or ''} ({sw.count} variants)\n{'':<28}{sw.description or ''}")
         return 0
+    if not args.sweep:
+        raise SpecError("sweep: give a sweep file or a sweep preset's name (--list shows them)")
     spec = resolve_sweep(args.sweep)
     print(f"sweep: {spec.describe()}", file=sys.stderr)
     spec.check_count(args.limit)

@@ -292,3 +292,30 @@ def test_ray_that_cannot_connect_is_one_line():
     pytest.importorskip("ray")
     with pytest.raises(SpecError, match=r"^ray: cannot connect to 'ray://127.0.0.1:1'"):
         sweep(SMALL, ray="ray://127.0.0.1:1", cache=False)
+
+
+# ---- presets (issue item 6)
+
+def test_every_sweep_preset_loads_within_its_limit_and_its_variants_are_specs():
+    from playground.sweep import list_sweep_presets
+    presets = list_sweep_presets()
+    assert {"seed002_vit_combinations", "seed000_metaformer_stride_head_norm", "eca_kernels_resnet50"} <= set(presets)
+    for name, s in presets.items():
+        assert s.title and s.description and s.count <= s.limit, name
+        assert all(v.error is None for v in s.expand()), name  # every variant is a valid spec (they may not build)
+    assert presets["seed002_vit_combinations"].count == 24 and presets["eca_kernels_resnet50"].count == 16
+
+
+def test_the_seed000_sweep_measures_what_its_description_says(tmp_path):
+    from playground.sweep import load_sweep_preset
+    s = load_sweep_preset("seed000_metaformer_stride_head_norm")
+    r = sweep(s, cache=tmp_path)
+    plain, normed, s4, s4_normed = (row.metrics for row in r.rows)
+    assert "adds 128 parameters and 320 MACs" in s.description
+    assert normed["params"] - plain["params"] == s4_normed["params"] - s4["params"] == 128
+    assert normed["macs"] - plain["macs"] == 320
+    assert "cuts the MACs 3.9x (69.2 to 17.7 MMACs)" in s.description
+    assert round(plain["macs"] / s4["macs"], 1) == 3.9 and (round(plain["macs"] / 1e6, 1), round(s4["macs"] / 1e6, 1)) \
+        == (69.2, 17.7)
+    assert [row.final_shape for row in r.rows] == [[1, 64, 16, 16]] * 2 + [[1, 64, 8, 8]] * 2
+    assert all("adds a second norm" in row.warnings[0] for row in (r.rows[1], r.rows[3]))

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import SpecError, close_matches
 from ..report import PlainData, Report
 
-__all__ = ["Column", "COLUMNS", "SweepRow", "SweepStats", "SweepResult", "check_objectives", "numeric_columns",
+__all__ = ["Column", "COLUMNS", "SweepRow", "SweepStats", "SweepResult", "check_objectives",
            "static_entry", "latency_entry"]
 
 
@@ -58,10 +58,6 @@ _COLUMNS = (
     Column("throughput", "img/s", "higher", "latency", _lat("throughput"), "images per second"),
 )
 COLUMNS: dict[str, Column] = {c.name: c for c in _COLUMNS}
-
-
-def numeric_columns() -> list[str]:
-    return list(COLUMNS)
 
 
 def check_objectives(names: Sequence[Any], where: str = "objectives") -> tuple[str, ...]:
