@@ -112,7 +112,7 @@ def main(argv=None) -> None:
     one = best.get("workers1")
     for m in args.modes:
         s = best[m]
-        ratio = f"{one / s:.2f}x" if one else "-"
+        ratio = f"{one / s:.2f}x" if one and m != "cached" else "-"
         print(f"| {LABELS[m]} | {s:.1f} s | {s / args.variants:.2f} s | {ratio} |")
 
 

@@ -73,6 +73,9 @@ def test_zipped_axes_take_their_values_together():
     assert s.count == 4 and s.dims == (("stem.stride", "stem.kernel", "stem.padding"), ("head_norm",))
     stems = [(v.spec.stem.stride, v.spec.stem.kernel, v.spec.stem.padding, v.spec.head_norm) for v in s.expand()]
     assert stems == [(2, 4, 1, None), (2, 4, 1, "layernorm"), (4, 7, 2, None), (4, 7, 2, "layernorm")]
+    repeats = load_sweep({"base": {"backbone": "resnet18"}, "axes": {"img_size": [64, 64], "gate": [False, True]},
+                          "zip": [["img_size", "gate"]]})  # a value may repeat in a zipped axis
+    assert [(v.spec.img_size, v.spec.gate) for v in repeats.expand()] == [(64, False), (64, True)]
     assert s.expand()[0].label == "stride=2 · head_norm=null · kernel=4 · padding=1"
 
 
@@ -93,6 +96,8 @@ def test_paths_reach_every_kind_of_field():
     ({"base": {"backbone": "resnet18"}, "axes": {"insert[0]..at": [1]}}, "is not a field path"),
     ({"base": {"backbone": "resnet18"}, "axes": {"img_size": []}}, "sweep.axes.img_size: expected a non-empty list"),
     ({"base": {"backbone": "resnet18"}, "axes": {"img_size": [64, 64]}}, "sweep.axes.img_size: 64 is listed twice"),
+    ({"base": {"backbone": "resnet18"}, "axes": {"img_size": [64, 64], "gate": [True, True]},
+      "zip": [["img_size", "gate"]]}, "sweep.axes.img_size + gate: 64, true is listed twice"),
     ({"base": {"backbone": "resnet18"}, "axes": {"img_size": [64, 96], "gate": [True]}, "zip": [["img_size", "gate"]]},
      "sweep.zip[0]: zipped axes take their values together, so they need as many each; img_size has 2, gate has 1"),
     ({"base": {"backbone": "resnet18"}, "axes": {"img_size": [64]}, "zip": [["img_size", "gates"]]},
@@ -103,6 +108,8 @@ def test_paths_reach_every_kind_of_field():
     ({"base": {"backbone": "resnet18"}, "latency": {"batchsize": 8}}, "sweep.latency: unknown option 'batchsize'"),
     ({"base": "no_such_preset"}, "sweep.base: preset: unknown preset 'no_such_preset'"),
     ("axes: [", "sweep: not valid YAML"),
+    ("eca_kernels_resnet50", "sweep: 'eca_kernels_resnet50' is text, not a sweep; a preset by name: "
+                             "playground.sweep.load_sweep_preset('eca_kernels_resnet50')"),
 ])
 def test_a_bad_sweep_is_one_line_naming_the_field(sweep_data, message):
     with pytest.raises(SpecError) as e:

@@ -182,7 +182,11 @@ def load_sweep(source: SweepSpec | dict | str | Path) -> SweepSpec:
             raise SpecError(f"sweep file {source.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
         source = source.read_text(encoding="utf-8", errors="replace")
     if isinstance(source, str):
-        source = _sweep_text(source)
+        data = _sweep_text(source)
+        if isinstance(data, str):
+            raise SpecError(f"sweep: {data[:80]!r} is text, not a sweep; a preset by name: "
+                            f"playground.sweep.load_sweep_preset({data[:80]!r}); a file: pathlib.Path(...)")
+        source = data
     return _parse(source)
 
 
@@ -239,12 +243,6 @@ def _axes(v: Any) -> dict[str, list]:
             raise SpecError(f"sweep.axes.{path}: expected a non-empty list of values, got {_short(values)[:80]}")
         if len(values) > MAX_AXIS_VALUES:
             raise SpecError(f"sweep.axes.{path}: {len(values)} values; at most {MAX_AXIS_VALUES}")
-        seen = set()
-        for value in values:
-            text = json.dumps(value, sort_keys=True, default=str)
-            if text in seen:
-                raise SpecError(f"sweep.axes.{path}: {_short(value)} is listed twice")
-            seen.add(text)
         out[path] = values
     return out
 
@@ -288,6 +286,15 @@ def _dims(axes: dict[str, list], groups: Any) -> tuple[tuple[str, ...], ...]:
         dim = group_of.get(axis, (axis,))
         if dim not in dims:
             dims.append(dim)
+    for dim in dims:  # a repeated value (a repeated tuple, for zipped axes) would make the same variants twice
+        seen = set()
+        for k in range(len(axes[dim[0]])):
+            values = [axes[a][k] for a in dim]
+            text = json.dumps(values, sort_keys=True, default=str)
+            if text in seen:
+                what = " + ".join(dim)
+                raise SpecError(f"sweep.axes.{what}: {', '.join(_short(v) for v in values)} is listed twice")
+            seen.add(text)
     return tuple(dims)
 
 
