@@ -318,7 +318,7 @@ def _sweep(args) -> int:
     from .sweep.presets import list_sweep_presets, resolve_sweep
     if args.list:
         for name, sw in list_sweep_presets().items():
-            print(f"{name:<28}{sw.title or ''} ({sw.count} variants)\n{'':<28}{sw.description or ''}")
+            print(f"{name}  ({sw.count} variants) {sw.title or ''}\n    {sw.description or ''}")
         return 0
     if not args.sweep:
         raise SpecError("sweep: give a sweep file or a sweep preset's name (--list shows them)")

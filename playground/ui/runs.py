@@ -101,7 +101,8 @@ def run_sweep(text: str, *, latency: bool = False, where: str | None = None, obj
     timing = None
     if latency or spec.latency is not None:
         own = spec.latency or {}
-        timing = {**own, **latency_options(own.get("device", "auto"), own.get("batch", 1), own.get("dtype", "fp32")),
+        timing = {**own, **latency_options(own.get("device", "auto"), own.get("batch", 1), own.get("dtype", "fp32"),
+                                           own.get("channels_last", False), own.get("compile", False)),
                   "max_run_time": min(float(own.get("max_run_time", MAX_RUN_TIME)), MAX_RUN_TIME)}
     runner = ServiceRunner(service(), analyze=lambda s, lat: run_analysis(s, latency=lat))
     return sweep(spec, runner=runner, latency=timing or False, where=where, objectives=objectives, limit=limit,
