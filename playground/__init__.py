@@ -9,11 +9,12 @@
     >>> report.params.total, report.macs.total
     (28088024, 4114027520)
 
-Note: `playground.build`, `playground.analyze` and `playground.compare` are the functions; import their modules'
-other names with `from playground.build import Built`.
+Note: `playground.build`, `playground.analyze`, `playground.compare` and `playground.sweep` are the functions;
+import their modules' other names with `from playground.build import Built`.
 
 `import playground` imports no torch: the web server imports this package (for `playground.ui`) and runs every
-model in worker processes. `build`, `Built`, `points` and `analyze` are imported with torch on first use.
+model in worker processes. `build`, `Built`, `points` and `analyze` are imported with torch on first use; `sweep`
+(every combination of a sweep's axes, `playground.sweep.run`) too, and it imports torch only when it runs a model.
 """
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ from .spec import Spec, load_spec
 if TYPE_CHECKING:
     from .analyze import analyze
     from .build import Built, build, points
+    from .sweep import sweep
 
-__all__ = ["SpecError", "Spec", "load_spec", "build", "Built", "points", "analyze", "Report", "compare", "Comparison"]
+__all__ = ["SpecError", "Spec", "load_spec", "build", "Built", "points", "analyze", "Report", "compare", "Comparison",
+           "sweep"]
 
-_WITH_TORCH = {"build": "build", "Built": "build", "points": "build", "analyze": "analyze"}  # name -> submodule
+# name -> submodule, imported on first use: the torch-bound ones, and `sweep` (a function named as its subpackage)
+_WITH_TORCH = {"build": "build", "Built": "build", "points": "build", "analyze": "analyze", "sweep": "sweep"}
 
 
 class _Package(ModuleType):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,22 +30,19 @@ from torch import nn
 
 from .build import Built, build, points
 from .cache import LRU
-from .choices import SUMMARY_DEPTH
+from .choices import LATENCY_OPTIONS, SUMMARY_DEPTH
 from .compute import COMPUTE
 from .counts import MacCount, count_macs, count_params
 from .errors import SpecError
 from .points import Probe, shape_runner
 from .report import ActivationCounts, InsertCount, MacCounts, ParamCounts, Report
-from .spec import Spec, load_spec
+from .spec import Spec, load_spec, spec_key
 
 __all__ = ["analyze", "cached_build", "spec_key", "Report", "LATENCY_OPTIONS", "MEMORY_OPTIONS"]
 
 REPORT_CACHE_SIZE = 32
 BUILT_CACHE_SIZE = 3
 Progress = Callable[[float, str], None] | None
-# `measure_latency` options, and `base`: also time the unmodified backbone (Report.base_latency)
-LATENCY_OPTIONS = {"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time", "warmup",
-                   "threads", "base"}
 MEMORY_OPTIONS = {"batch", "dtype", "optimizer"}  # `memory.estimate_memory` options
 
 
@@ -112,10 +108,6 @@ def _param_self_counts(model: nn.Module) -> dict[str, int]:
 _reports: LRU[Report] = LRU(REPORT_CACHE_SIZE)
 _builts: LRU[Built] = LRU(BUILT_CACHE_SIZE)
 _base_macs: LRU[Any] = LRU(16)
-
-
-def spec_key(spec: Spec) -> str:
-    return json.dumps(spec.to_dict(), sort_keys=True)
 
 
 def cached_build(spec: Spec | dict | str, lean: bool = False) -> Built:

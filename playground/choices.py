@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "MEMORY_BATCH", "OPTIMIZERS",
-           "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL",
-           "STEM_PADDING", "SUMMARY_DEPTH", "TOPK", "MERGES", "HEAD_NORMS", "CURATED_BACKBONES", "EXPORT_FORMATS",
-           "EXPORT_LABELS"]
+           "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL", "STEM_PADDING", "SUMMARY_DEPTH", "TOPK",
+           "LATENCY_OPTIONS", "MERGES", "HEAD_NORMS", "CURATED_BACKBONES", "EXPORT_FORMATS", "EXPORT_LABELS"]
 
 
 class Range(NamedTuple):
@@ -38,6 +37,9 @@ STEM_KERNEL = Range(1, 64)
 STEM_PADDING = Range(0, 32)
 SUMMARY_DEPTH = Range(1, 10)  # depth of torchinfo's layer table
 TOPK = Range(1, 1000)
+# `measure_latency` options, and `base`: also time the unmodified backbone (Report.base_latency)
+LATENCY_OPTIONS = frozenset({"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time",
+                             "warmup", "threads", "base"})
 MERGES = ("add", "mul", "concat")  # how a parallel composite merges its branches
 HEAD_NORMS = ("layernorm", "batchnorm", "groupnorm")  # `head_norm:` a norm before the classifier (seed 000, tip 2)
 # Backbones listed first (the page's menu before the full list arrives): the seeds' models and the classics.

@@ -1,4 +1,4 @@
-"""Command line: `playground report|compare|points|presets|export` (or `python -m playground ...`). Thin: parsing
+"""Command line: `playground report|compare|sweep|points|presets|export` (or `python -m playground ...`). Thin: parsing
 and printing only; the numbers come from `analyze` / `compare`, their wording from `units`.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
@@ -18,8 +18,9 @@ from .errors import SpecError
 if TYPE_CHECKING:
     from .compare import Comparison
     from .report import MemoryEstimate, Report
+    from .sweep.results import SweepResult
 
-__all__ = ["main", "format_report", "format_comparison"]
+__all__ = ["main", "format_report", "format_comparison", "format_sweep"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +94,28 @@ def _parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("presets", help="list the presets")
     ps.add_argument("--json", action="store_true")
+
+    sw = sub.add_parser("sweep", help="every combination of a sweep's axes: a table of results and its Pareto front")
+    sw.add_argument("sweep", nargs="?", help="a sweep preset's name (see --list), or a .yaml / .json sweep file")
+    sw.add_argument("--list", action="store_true", help="list the sweep presets instead")
+    sw.add_argument("--count", action="store_true", help="print the number of variants and stop")
+    sw.add_argument("--workers", type=int, default=None, help="worker processes (default: run in this process)")
+    sw.add_argument("--ray", metavar="ADDRESS", default=None,
+                    help="run as Ray tasks: a cluster's address, auto (the running cluster) or local")
+    sw.add_argument("--out", metavar="DIR", default=None, help="write results.csv and results.json into DIR")
+    sw.add_argument("--where", default=None, help='constraints on the rows, e.g. "gmacs <= 4.5, params_m <= 30"')
+    sw.add_argument("--objectives", default=None, metavar="A,B",
+                    help="the Pareto front's columns (default: the sweep's, else gmacs,params_m)")
+    sw.add_argument("--limit", type=int, default=None, help="the most variants to run (default: the sweep's limit)")
+    sw.add_argument("--latency", action="store_true", help="also time every variant, one at a time")
+    sw.add_argument("--device", choices=DEVICES, default="auto")
+    sw.add_argument("--batch", type=int, default=1)
+    sw.add_argument("--dtype", choices=DTYPES, default="fp32")
+    sw.add_argument("--cache", metavar="DIR", default=None, help="the results cache (default: ~/.cache/playground/"
+                                                                  "sweeps, or $PLAYGROUND_SWEEP_CACHE)")
+    sw.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    sw.add_argument("--fresh", action="store_true", help="compute every variant again (and update the cache)")
+    sw.add_argument("--json", action="store_true", help="print the SweepResult as JSON")
 
     sub.add_parser("schema", help="print the JSON Schema of `report --json` (docs/report.schema.json)")
     return p
@@ -205,6 +228,37 @@ def format_comparison(c: Comparison) -> str:
     return "\n".join(lines)
 
 
+def format_sweep(r: SweepResult) -> str:
+    """A SweepResult as a text table (kept rows; `*` marks the Pareto front, `-` a row the constraints drop), the
+    front, and what the run did."""
+    timed = r.latency is not None
+    front, kept = set(r.front), set(r.kept)
+    w = max([5] + [len(row.label) for row in r.rows][:1000])
+    w = min(w, 60)
+    head = f"{'':2}{'#':>4}  {'variant':<{w}}{'params':>12}{'GMACs':>10}" + (f"{'latency':>12}" if timed else "")
+    lines = [head + "  final map"]
+    for row in r.rows:
+        mark = "*" if row.index in front else ("-" if row.ok and row.index not in kept else " ")
+        label = row.label if len(row.label) <= w else row.label[:w - 1] + "…"
+        if not row.ok and row.metrics.get("params") is None:
+            lines.append(f"{mark:2}{row.index:>4}  {label:<{w}}  {row.error}")
+            continue
+        m = row.metrics
+        lat = units.ms(m["latency_ms"]) if m.get("latency_ms") is not None else "-"
+        shape = "x".join(map(str, row.final_shape[1:])) if row.final_shape else ""
+        line = (f"{mark:2}{row.index:>4}  {label:<{w}}{units.millions(m['params']):>12}"
+                f"{units.giga(m['macs'], ''):>10}" + (f"{lat:>12}" if timed else "") + f"  {shape}")
+        lines.append(line + (f"  {row.error}" if row.error else "") + (f"  ({len(row.warnings)} warnings)"
+                                                                      if row.warnings else ""))
+    s = r.stats
+    lines += ["", f"Pareto front over {', '.join(r.objectives)}"
+                  + (f" where {r.where}" if r.where else "") + " (*): "
+                  + (", ".join(f"#{i}" for i in r.front) or "none"),
+              f"{s.variants} variants: {s.computed} computed, {s.cached} from the cache, {s.invalid} invalid or "
+              f"failed; {len(r.kept)} meet the constraints; {s.seconds:.1f} s ({s.runner})"]
+    return "\n".join(lines)
+
+
 def _images(args) -> tuple[list | None, list[str] | None]:
     """The --image files, read before anything is built (a bad photo fails fast)."""
     if not args.image:
@@ -291,6 +345,58 @@ def _presets(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep.presets import list_sweep_presets, resolve_sweep
+    if args.list:
+        for name, sw in list_sweep_presets().items():
+            print(f"{name}  ({sw.count} variants) {sw.title or ''}\n    {sw.description or ''}")
+        return 0
+    if not args.sweep:
+        raise SpecError("sweep: give a sweep file or a sweep preset's name (--list shows them)")
+    spec = resolve_sweep(args.sweep)
+    print(f"sweep: {spec.describe()}", file=sys.stderr)
+    spec.check_count(args.limit)
+    if args.count:
+        print(spec.count)
+        return 0
+    from .sweep import sweep
+    latency = ({"device": args.device, "batch": args.batch, "dtype": args.dtype} if args.latency else None)
+    objectives = [o for o in args.objectives.split(",") if o.strip()] if args.objectives else None
+    cache = False if args.no_cache else (args.cache or True)
+    with _progress_bar() as progress:
+        result = sweep(spec, workers=args.workers, ray=args.ray, latency=latency, where=args.where,
+                       objectives=objectives, limit=args.limit, cache=cache, fresh=args.fresh, progress=progress)
+    if args.out:
+        from pathlib import Path
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.csv").write_text(result.to_csv(), encoding="utf-8")
+        (out / "results.json").write_text(result.to_json(indent=1), encoding="utf-8")
+        print(f"wrote {out / 'results.csv'} and {out / 'results.json'}", file=sys.stderr)
+    print(result.to_json(indent=1) if args.json else format_sweep(result))
+    return 0
+
+
+class _progress_bar:
+    """tqdm on stderr (timm's dependency huggingface_hub requires it), shown only on a terminal."""
+
+    def __enter__(self):
+        from tqdm import tqdm
+        self.bar = None
+
+        def step(done: int, total: int, label: str) -> None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, unit="variant", file=sys.stderr, disable=None, leave=False)
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(label[:40], refresh=True)
+        return step
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 def _schema(args) -> int:
     from .report import report_schema
     print(json.dumps(report_schema(), indent=2))
@@ -301,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"report": _report, "compare": _compare, "points": _points, "presets": _presets,
-                    "export": _export, "schema": _schema}
+                    "export": _export, "schema": _schema, "sweep": _sweep}
         return commands[args.command](args)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,10 +1,10 @@
-"""Plotly figures for the page, each drawn from a typed Report (or a Comparison), never from a model.
+"""Plotly figures for the page, each drawn from a typed Report (or a Comparison, or a SweepResult), never from a model.
 
     >>> fig = breakdown_figure(analyze("se_resnet50"))  # doctest: +SKIP
 
 One function per question: feature-map shapes per stage, params, MACs and activations per stage, memory per
-stage, per stitched module, the latency distribution, top-k predictions of the base and the stitched model, and an
-A/B comparison.
+stage, per stitched module, the latency distribution, top-k predictions of the base and the stitched model, an A/B
+comparison, and a sweep's variants on two objectives with their Pareto front.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from plotly.subplots import make_subplots
 from .report import Latency, MemoryEstimate, Prediction, Report, Shape
 
 __all__ = ["shapes_figure", "breakdown_figure", "memory_figure", "inserts_figure", "latency_figure",
-           "predictions_figure", "compare_figure", "stage_shapes", "insert_rows"]
+           "predictions_figure", "compare_figure", "sweep_figure", "stage_shapes", "insert_rows"]
 
 if TYPE_CHECKING:
     from .compare import Comparison
+    from .sweep.results import SweepResult
 
 BASE = "#9ca3af"  # the unmodified backbone
 MODEL = "#4f46e5"  # the stitched model (and spec A)
@@ -195,3 +196,39 @@ def compare_figure(comparison: Comparison) -> go.Figure:
                     hovertemplate="%{x}: %{y:.4f} GMACs<extra>" + side.name + "</extra>")
     fig.update_layout(barmode="group")
     return _layout(fig)
+
+
+def _axis_title(name: str) -> str:
+    from .sweep.results import COLUMNS
+    c = COLUMNS[name]
+    better = "lower is better" if c.better == "lower" else "higher is better"
+    return f"{name} ({c.unit}, {better})" if c.unit != "count" else f"{name} ({better})"
+
+
+def sweep_figure(result: SweepResult, x: str, y: str) -> go.Figure:
+    """A sweep's variants on two of its columns: the rows meeting the constraints (grey), the Pareto front over
+    `x` and `y` among them (highlighted, joined in order of `x`), and the rows the constraints drop (faint).
+    Hovering shows the variant; its customdata is the row's index (the page opens it from there)."""
+    from .sweep.pareto import front_of
+    kept = set(result.kept)
+    rows = [r for r in result.rows if r.metrics.get(x) is not None and r.metrics.get(y) is not None]
+    front = set(front_of([r for r in rows if r.index in kept], (x, y)))
+    groups = (("dropped by the constraints", [r for r in rows if r.index not in kept], BASE, 0.3, 7),
+              ("variants", [r for r in rows if r.index in kept and r.index not in front], BASE, 0.9, 9),
+              ("Pareto front", sorted((r for r in rows if r.index in front), key=lambda r: r.metrics[x]), MODEL, 1.0,
+               12))
+    fig = go.Figure()
+    for name, group, color, opacity, size in groups:
+        if not group:
+            continue
+        fig.add_scatter(x=[r.metrics[x] for r in group], y=[r.metrics[y] for r in group], name=name,
+                        mode="lines+markers" if name == "Pareto front" else "markers",
+                        marker=dict(color=color, size=size, opacity=opacity, line=dict(width=0)),
+                        line=dict(color=color, width=1.5, dash="dot"), customdata=[r.index for r in group],
+                        text=[f"#{r.index} {r.label}" for r in group],
+                        hovertemplate=f"%{{text}}<br>{x}: %{{x:,.6g}}<br>{y}: %{{y:,.6g}}<extra>{name}</extra>")
+    fig.update_xaxes(title_text=_axis_title(x))
+    fig.update_yaxes(title_text=_axis_title(y))
+    n = len([r for r in rows if r.index in kept])
+    title = f"{n} variants, {len(front)} on the Pareto front of {x} and {y}"
+    return _layout(fig, height=420, title=dict(text=title, x=0))

@@ -33,7 +33,7 @@ from .choices import HEAD_NORMS, IMG_SIZE, MERGES, NUM_CLASSES, STEM_KERNEL, STE
 from .errors import SpecError, close_matches, first_line
 
 __all__ = ["Spec", "StemSpec", "InsertSpec", "Leaf", "Composite", "ModuleSpec", "load_spec", "parse_text",
-           "parse_module", "module_to_data", "module_label", "module_count"]
+           "parse_module", "module_to_data", "module_label", "module_count", "spec_key"]
 
 MAX_SPEC_BYTES = 256 * 1024
 MAX_INSERTS = 64
@@ -135,6 +135,11 @@ class Spec:
     @classmethod
     def from_dict(cls, data: Any) -> Spec:
         return _parse_spec(data)
+
+
+def spec_key(spec: Spec) -> str:
+    """The normalised spec as JSON text with sorted keys: equal specs, equal keys (the caches' key)."""
+    return json.dumps(spec.to_dict(), sort_keys=True)
 
 
 # ---- loading

@@ -31,8 +31,8 @@ def call(client, *args, api_name):
 
 def test_named_endpoints(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(named) == {"/analyze", "/predict", "/points", "/presets", "/modules", "/backbones", "/compare"}
-    # (the page's own events are private)
+    assert set(named) == {"/analyze", "/predict", "/points", "/presets", "/modules", "/backbones", "/compare",
+                          "/sweep"}  # (the page's own events are private)
 
 
 def test_modules_and_backbones_tell_a_client_what_it_can_ask_for(client):
@@ -93,6 +93,31 @@ def test_compare(client):
     assert all(s["same"] for s in d["shapes"]) and len(d["predictions"]) == 2
     assert d["caveats"] == ["specs A, B have random weights (pretrained: false): their predictions, and agreement "
                             "with them, mean nothing"]
+
+
+SWEEP = ("base: {backbone: resnet18, img_size: 64, insert: [{at: stage4, module: se}]}\n"
+         "axes:\n  insert[0].module: [se, eca]\n  insert[0].at: [stage3, stage9]\n")
+
+
+def test_sweep_endpoint_returns_the_rows_of_the_cli(client, tmp_path, monkeypatch, capsys):
+    from playground.cli import main as cli_main
+    monkeypatch.setenv("PLAYGROUND_SWEEP_CACHE", "none")  # both compute: the server runs in this process
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP)
+    assert cli_main(["sweep", str(path), "--json", "--where", "params <= 11.69 M"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    api = call(client, SWEEP, False, "params <= 11.69 M", "", api_name="/sweep")
+    assert api["rows"] == cli["rows"] and api["stats"]["runner"] == "pool" and cli["stats"]["runner"] == "inline"
+    assert (api["kept"], api["front"], api["where"]) == (cli["kept"], cli["front"], cli["where"]) == \
+        ([2], [2], "params <= 11690000")
+    assert [r["error"] for r in api["rows"]][1] == "insert[0].at: 'stage9': this backbone has stages 1 to 4"
+    with pytest.raises(Exception) as e:  # above the server's limit: refused before anything runs
+        client.predict(SWEEP.replace("[stage3, stage9]", "[stage3, stage9]\n  img_size: [32, 48, 64]\nlimit: 8"),
+                       api_name="/sweep")
+    assert "12 variants" in str(e.value) and "over the limit of 8" in str(e.value)
+    with pytest.raises(Exception) as e:  # a sweep can name no server file
+        client.predict(SWEEP + "  checkpoint: [/etc/passwd]\n", api_name="/sweep")
+    assert "the web app loads no files from the server" in str(e.value)
 
 
 def test_queue_cannot_be_bypassed_and_uploads_are_limited(server):

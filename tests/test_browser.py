@@ -287,3 +287,43 @@ def test_show_in_tree_and_the_base_column_of_shapes(fresh):
     line = fresh.locator('#tree [data-path="layer3_after.0"]')
     expect(line).to_be_visible(timeout=SLOW)
     expect(line).to_be_in_viewport()
+
+
+# ---- the Sweep tab (issue 15)
+
+SWEEP = ("base: {backbone: resnet18, img_size: 64, insert: [{at: stage4, module: se}]}\n"
+         "axes:\n  insert[0].module: [se, eca]\n  insert[0].at: [stage3, stage4, stage9]\n")
+
+
+def test_sweep_tab_runs_shows_the_front_and_opens_a_variant(fresh, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_SWEEP_CACHE", str(tmp_path))  # the server runs in this process: computed afresh
+    fresh.get_by_role("tab", name="Sweep").click()
+    editor = fresh.locator("#sweep-yaml .cm-content")
+    editor.click()
+    fresh.keyboard.press("Control+A")
+    fresh.keyboard.insert_text(SWEEP)
+    expect(fresh.locator("#sweep-count")).to_contain_text("6 variants: insert[0].module (2) x insert[0].at (3)",
+                                                          timeout=SLOW)
+    fresh.locator("#sweep-run").click()
+    summary = fresh.locator("#sweep-summary")
+    expect(summary).to_contain_text("6 variants: 6 computed, 0 from the cache, 2 invalid", timeout=SLOW)
+    expect(fresh.locator("#sweep-plot .js-plotly-plot")).to_be_visible(timeout=SLOW)
+    expect(fresh.locator("#sweep-plot")).to_contain_text("Pareto front")  # the front's trace, in the legend
+    table = fresh.locator("#sweep-table")
+    expect(table).to_contain_text("this backbone has stages 1 to 4")  # invalid variants, with their reasons
+    expect(table).to_contain_text("module=se · at=stage4")
+    fresh.screenshot(path=str(shots() / "sweep.png"), full_page=True)
+
+    where = fresh.locator("#sweep-where textarea")
+    where.fill("params_delta <= 10")
+    where.press("Enter")
+    expect(summary).to_contain_text("where params_delta <= 10", timeout=SLOW)
+    expect(table).not_to_contain_text("module=se · at=stage4")  # the constraint filters the table
+    expect(fresh.locator("#sweep-variant input")).to_have_value(re.compile("module=eca · at=stage3"))  # the front
+    expect(fresh.locator("#sweep-variant-yaml")).to_contain_text("module: eca")
+
+    fresh.locator("#sweep-open").click()
+    expect(fresh.locator("#spec-yaml")).to_contain_text("{at: stage3, module: eca}", timeout=SLOW)
+    expect(fresh.locator("#summary")).to_contain_text("resnet18", timeout=SLOW)
+    expect(fresh.locator("#summary")).to_contain_text("1 stitched module")
+    expect(fresh.locator("#backbone input")).to_be_visible()  # the Playground tab is shown

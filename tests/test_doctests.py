@@ -10,7 +10,8 @@ import pytest
 MODULES = ["playground", "playground.build", "playground.analyze", "playground.compare", "playground.export",
            "playground.predict", "playground.units", "playground.choices", "playground.report",
            "playground.stats", "playground.compute", "playground.budgets", "playground.workers.activity",
-           "playground.lean",
+           "playground.lean", "playground.sweep", "playground.sweep.spec", "playground.sweep.pareto",
+           "playground.sweep.constraints", "playground.sweep.results", "playground.sweep.run",
            "playground.ui.history"]
 
 

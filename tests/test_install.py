@@ -106,6 +106,18 @@ def test_presets(installed):
                                                    "are the preset YAMLs inside the package and in its package data?")
 
 
+def test_sweep_presets(installed):
+    from playground.sweep import sweep_preset_files  # the checkout's: the installed package must carry the same
+
+    expected = set(sweep_preset_files())
+    assert expected, "no sweep presets in the checkout"
+    bindir, _, cwd = installed
+    r = _run([bindir / "playground", "sweep", "--list"], cwd)
+    assert r.returncode == 0, r.stderr
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line.strip() and not line.startswith(" ")}
+    assert listed == expected, "are the sweep presets in the package data (sweep_presets/*.yaml)?"
+
+
 def test_points_json(installed):
     bindir, _, cwd = installed
     r = _run([bindir / "playground", "points", "resnet18", "--img-size", "64", "--json"], cwd)

@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
 
 from bench.bench_load import Server  # noqa: E402
 
-TOOLS = {"analyze", "predict", "points", "presets", "modules", "backbones", "compare"}
+TOOLS = {"analyze", "predict", "points", "presets", "modules", "backbones", "compare", "sweep"}
 SE_AT_STAGE3 = "backbone: convnext_tiny\ninsert: [{at: stage3, module: se}]"
 
 

@@ -1,7 +1,7 @@
-"""The named API endpoints (`/analyze`, `/predict`, `/points`, `/presets`, `/modules`, `/backbones`, `/compare`):
-JSON text in and out. With `python app.py --mcp` they are also MCP tools of the same names: their docstrings are the
-tools' descriptions (Gradio reads the summary and one line per argument under "Args:"), the type hints their
-argument types.
+"""The named API endpoints (`/analyze`, `/predict`, `/points`, `/presets`, `/modules`, `/backbones`, `/compare`,
+`/sweep`): JSON text in and out. With `python app.py --mcp` they are also MCP tools of the same names: their
+docstrings are the tools' descriptions (Gradio reads the summary and one line per argument under "Args:"), the type
+hints their argument types.
 
 Results are JSON *text*: gradio_client takes any returned dict with a "path" key for a file to download, and
 reports name module paths `path`. `json.loads` the result (it is the CLI's `--json` output for a report).
@@ -19,12 +19,12 @@ from ..errors import SpecError
 from ..presets import list_presets
 from . import backbones
 from .errors import user_errors
-from .runs import ANALYSIS_QUEUE, LATENCY_QUEUE, compare_specs, latency_options, point_dicts, run_analysis
+from .runs import ANALYSIS_QUEUE, LATENCY_QUEUE, compare_specs, latency_options, point_dicts, run_analysis, run_sweep
 from .specs import menu_spec, parse_spec, spec_yaml
 from .uploads import photo_input
 
 __all__ = ["api_analyze", "api_predict", "api_points", "api_presets", "api_modules", "api_backbones", "api_compare",
-           "register"]
+           "api_sweep", "register"]
 
 
 def api_analyze(spec: str, latency: bool = False, device: str = "auto", batch: int = 1, dtype: str = "fp32") -> str:
@@ -124,6 +124,23 @@ def api_compare(spec_a: str, spec_b: str, latency: bool = False) -> str:
     return compare_specs(spec_a, spec_b, latency=latency).to_json()
 
 
+def api_sweep(sweep: str, latency: bool = False, where: str = "", objectives: str = "") -> str:
+    """Run a sweep: every combination of its axes (backbone, img_size, stem.stride, insert, a module, its point,
+    merge, ...) over a base spec, each variant's params, MACs and shapes, and the Pareto front of the ones that meet
+    the constraints. Refused above the server's variant limit.
+
+    Args:
+        sweep: the sweep as YAML text ({base: spec, axes: {field path: [values]}, zip: [...]}) or a sweep preset name.
+        latency: also time every variant, one at a time (slow: seconds per variant).
+        where: constraints that filter the rows, e.g. "gmacs <= 4.5, params_m <= 30"; empty for none.
+        objectives: comma-separated columns the Pareto front minimises, e.g. "gmacs,params_m"; empty for the sweep's.
+    Returns:
+        JSON text: a SweepResult (rows with each variant's numbers or why it is invalid, the front, the count).
+    """
+    names = [o for o in (objectives or "").split(",") if o.strip()] or None
+    return run_sweep(sweep, latency=latency, where=where or None, objectives=names).to_json()
+
+
 def endpoint(fn: Callable, name: str) -> Callable:
     """`fn` as the endpoint `name`: errors as plain lines, and named so that its MCP tool is called `name`."""
     wrapped = user_errors(fn, page=False)
@@ -153,5 +170,6 @@ def register() -> None:
     gr.api(endpoint(api_modules, "modules"), api_name="modules")
     gr.api(endpoint(api_backbones, "backbones"), api_name="backbones")
     gr.api(endpoint(api_compare, "compare"), api_name="compare", **LATENCY_QUEUE)
+    gr.api(endpoint(api_sweep, "sweep"), api_name="sweep", **ANALYSIS_QUEUE)  # its timings wait in the latency lane
 
 

@@ -1,5 +1,5 @@
-"""The page: header, the Playground tab (toolbar, summary, spec panel beside the report tabs), Compare, Export &
-share, the named API; then the events. `app.py` launches it with `launch_kwargs()`."""
+"""The page: header, the Playground tab (toolbar, summary, spec panel beside the report tabs), Compare, Sweep,
+Export & share, the named API; then the events. `app.py` launches it with `launch_kwargs()`."""
 from __future__ import annotations
 
 import logging
@@ -20,6 +20,7 @@ from .tabs.compare import build_compare, wire_compare
 from .tabs.export import build_export, wire_export
 from .tabs.report import build_report_tabs, build_summary, wire_report
 from .tabs.spec import PRIVATE, SpecPanel, build_spec_panel, build_toolbar, view, wire_spec_panel
+from .tabs.sweep import build_sweep, wire_sweep
 
 __all__ = ["build_demo", "launch_kwargs", "warm_up", "on_load", "DEFAULT_PRESET", "MAX_UPLOAD"]
 
@@ -59,7 +60,7 @@ def build_demo() -> gr.Blocks:
     presets = list_presets()
     with gr.Blocks(title="Architecture Playground", analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_classes="pg-header")
-        with gr.Tabs():
+        with gr.Tabs() as page_tabs:
             with gr.Tab("Playground", id="playground"):
                 toolbar = build_toolbar(presets, DEFAULT_PRESET)
                 summary = build_summary()
@@ -70,12 +71,15 @@ def build_demo() -> gr.Blocks:
                         tabs = build_report_tabs(sample_images())
             with gr.Tab("Compare", id="compare"):
                 compare = build_compare(presets)
+            with gr.Tab("Sweep", id="sweep"):
+                sweep = build_sweep()
             with gr.Tab("Export & share", id="export"):
                 export = build_export()
         api.register()
         wire_spec_panel(spec)
         then_analyze = wire_report(spec, summary, tabs)
         wire_compare(compare, spec.yaml)
+        wire_sweep(sweep, spec, page_tabs, then_analyze)
         wire_export(export, spec.yaml)
 
         def load(request: gr.Request) -> dict:  # not a partial: Gradio finds `gr.Request` by the annotation

@@ -16,10 +16,12 @@ from ..compare import Comparison
 from ..report import Latency, MemoryEstimate, Report
 from ..spec import Spec
 from ..stats import difference
+from ..sweep.results import SweepResult
 
 __all__ = ["status_html", "stale_html", "summary_html", "warnings_html", "tree_html", "tree_paths", "diff_html",
            "pre_html", "latency_html", "predictions_md", "table_html", "shapes_html", "inserts_html",
-           "catalog_html", "compare_html", "MAX_TEXT_CHARS"]
+           "catalog_html", "compare_html", "sweep_count_html", "sweep_table_html", "sweep_summary_html",
+           "MAX_TEXT_CHARS"]
 
 MAX_TEXT_CHARS = 300_000  # tree / layer table / diff shown in the page; the JSON keeps everything
 esc = html.escape
@@ -269,6 +271,42 @@ def compare_html(c: Comparison) -> tuple[str, str, str]:
                        [[p.image, p.top1[0], p.top1[1], "✓" if p.agrees_with_a[1] else "✗",
                          f"{p.topk_overlap_with_a[1]:.0%}"] for p in c.predictions], "pg-compare")
     return totals, shapes, preds
+
+
+# ---- sweeps
+
+def sweep_count_html(describe: str | None = None, limit: int | None = None, error: str | None = None) -> str:
+    """The line under the sweep's YAML: its variant count before anything runs, or why it does not parse."""
+    if error:
+        return f'<div class="pg-status bad" id="sweep-count">✗ {esc(error)}</div>'
+    return f'<div class="pg-status ok" id="sweep-count">✓ {esc(describe or "")} · limit here {limit:,}</div>'
+
+
+def sweep_table_html(r: SweepResult) -> str:
+    """The rows meeting the constraints, the Pareto front starred; then the invalid variants with their reasons."""
+    front, timed = set(r.front), r.latency is not None
+    rows = []
+    for i in r.kept:
+        row, m = r.rows[i], r.rows[i].metrics
+        rows.append(["★" if i in front else "", i, esc(row.label), f"{m['params']:,}", units.giga(m["macs"], ""),
+                     *([units.ms(m["latency_ms"]) if m.get("latency_ms") is not None else "—"] if timed else []),
+                     _dims(row.final_shape), f"{len(row.warnings)} ⚠" if row.warnings else ""])
+    head = ["front", "#", "variant", "params", "GMACs", *(["latency"] if timed else []), "final map", ""]
+    out = table_html(head, rows, "pg-sweep", raw=True)
+    bad = [[row.index, esc(row.label), esc(row.error or "")] for row in r.rows if not row.ok]
+    if bad:
+        out += "<h4>Invalid or failed variants</h4>" + table_html(["#", "variant", "reason"], bad, "pg-sweep-bad",
+                                                                  raw=True)
+    return out
+
+
+def sweep_summary_html(r: SweepResult) -> str:
+    s = r.stats
+    front = ", ".join(f"#{i}" for i in r.front) or "none"
+    where = f" where {esc(r.where)}" if r.where else ""
+    return (f'<div class="pg-status ok" id="sweep-summary">{s.variants} variants: {s.computed} computed, '
+            f'{s.cached} from the cache, {s.invalid} invalid or failed · {len(r.kept)} shown{where} · Pareto front '
+            f'over {esc(", ".join(r.objectives))}: {front} · {s.seconds:.1f} s</div>')
 
 
 # ---- latency and predictions

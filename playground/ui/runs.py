@@ -8,22 +8,26 @@ those two import torch into the app process, when they first run.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..compare import Comparison, compare, named_specs
+from ..errors import SpecError
 from ..export import ExportResult
 from ..report import Report
 from ..spec import Spec
+from ..sweep import SweepResult, sweep
+from ..sweep.runners import ServiceRunner
 from ..zerogpu import ENABLED as ON_ZEROGPU
 from ..zerogpu import gpu
 from .samples import sample_images
-from .specs import parse_spec
+from .specs import parse_spec, parse_sweep
 from .workers import WORKERS_ENV, service
 
 __all__ = ["service", "analyze_on_device", "compare_on_device", "run_analysis", "compare_specs", "point_dicts",
-           "export_to", "latency_options", "GPU_SECONDS", "LATENCY_GROUP", "LATENCY_QUEUE", "ANALYSIS_QUEUE",
-           "WORKERS_ENV"]
+           "export_to", "latency_options", "run_sweep", "sweep_limit", "SWEEP_LIMIT_ENV", "GPU_SECONDS",
+           "LATENCY_GROUP", "LATENCY_QUEUE", "ANALYSIS_QUEUE", "WORKERS_ENV"]
 
 LATENCY_GROUP = "latency"
 # Seconds of timed blocks at most in a run of the app (the library's default is 10): one latency worker serves
@@ -34,6 +38,8 @@ MAX_RUN_TIME = 3.0
 # here the queue only bounds the threads that wait there.
 LATENCY_QUEUE = {"concurrency_id": LATENCY_GROUP, "concurrency_limit": 1}
 ANALYSIS_QUEUE = {"concurrency_id": "analyze", "concurrency_limit": 16}
+SWEEP_LIMIT_ENV = "PLAYGROUND_MAX_SWEEP"  # variants one sweep may have in the app (default SWEEP_LIMIT)
+SWEEP_LIMIT = 64
 GPU_SECONDS = 180  # ZeroGPU: the longest one device run may hold the GPU (latency with torch.compile)
 
 Progress = Callable[[float, str], None] | None
@@ -74,6 +80,35 @@ def compare_specs(*texts: str, latency: bool = False, progress: Progress = None)
             service().check(spec)
         return compare_on_device(*specs, latency=opts, images=sample_images(), progress=progress)
     return service().compare(specs, latency=opts, images=sample_images(), progress=progress)
+
+
+def sweep_limit() -> int:
+    """The most variants a sweep may have in the app: PLAYGROUND_MAX_SWEEP, else SWEEP_LIMIT."""
+    text = os.environ.get(SWEEP_LIMIT_ENV, "").strip()
+    if not text:
+        return SWEEP_LIMIT
+    if not text.isdigit() or int(text) < 1:
+        raise SpecError(f"{SWEEP_LIMIT_ENV}: {text!r} is not a number of variants")
+    return int(text)
+
+
+def run_sweep(text: str, *, latency: bool = False, where: str | None = None, objectives: list[str] | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
+    """A sweep of the page's (or the API's) text within the app's budgets: its count checked against the app's limit
+    before anything runs, each variant through the app's Service (budgets, workers, latency lane) or, for a timing
+    on ZeroGPU, its GPU; results cached on disk in the server (rows only: no models)."""
+    spec = parse_sweep(text)
+    limit = min(spec.limit, sweep_limit())
+    spec.check_count(limit)
+    timing = None
+    if latency or spec.latency is not None:
+        own = spec.latency or {}
+        timing = {**own, **latency_options(own.get("device", "auto"), own.get("batch", 1), own.get("dtype", "fp32"),
+                                           own.get("channels_last", False), own.get("compile", False)),
+                  "max_run_time": min(float(own.get("max_run_time", MAX_RUN_TIME)), MAX_RUN_TIME)}
+    runner = ServiceRunner(service(), analyze=lambda s, lat: run_analysis(s, latency=lat))
+    return sweep(spec, runner=runner, latency=timing or False, where=where, objectives=objectives, limit=limit,
+                 progress=progress)
 
 
 def point_dicts(spec: Spec) -> list[dict]:

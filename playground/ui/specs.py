@@ -20,9 +20,11 @@ from ..choices import MERGES
 from ..errors import SpecError
 from ..presets import load_preset, preset_files, preset_name
 from ..spec import MAX_SPEC_BYTES, Spec, StemSpec, load_spec, parse_text
+from ..sweep.presets import load_sweep_preset, sweep_preset_files
+from ..sweep.spec import SweepSpec, load_sweep
 from . import backbones
 
-__all__ = ["Controls", "parse_spec", "encode_spec", "decode_spec", "spec_yaml", "controls_from_spec",
+__all__ = ["Controls", "parse_spec", "parse_sweep", "encode_spec", "decode_spec", "spec_yaml", "controls_from_spec",
            "spec_from_controls", "inserts_to_rows", "rows_to_inserts", "add_row", "remove_row", "point_choices",
            "menu_spec", "matching_preset", "preset_yaml", "pretrained_note", "untick_unavailable", "tolerant", "CUSTOM",
            "COMBINE"]
@@ -48,6 +50,18 @@ def parse_spec(text: str) -> Spec:
         raise SpecError("checkpoint: the web app loads no files from the server; use pretrained: true here, or "
                         "a local checkpoint with the CLI or Python (python -m playground report SPEC)")
     return spec
+
+
+def parse_sweep(text: str) -> SweepSpec:
+    """A SweepSpec from YAML text or a sweep preset's name, as `parse_spec` reads a spec: nothing names a server
+    file (no `checkpoint` in the base or on an axis)."""
+    text = text or ""
+    name = text.strip()
+    sweep = load_sweep_preset(name) if name in sweep_preset_files() else load_sweep(text)
+    if sweep.base.get("checkpoint") or any(a.split(".")[0].split("[")[0] == "checkpoint" for a in sweep.axes):
+        raise SpecError("checkpoint: the web app loads no files from the server; sweep pretrained: true here, or "
+                        "local checkpoints with the CLI or Python (python -m playground sweep SWEEP)")
+    return sweep
 
 
 def encode_spec(text: str) -> str:

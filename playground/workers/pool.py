@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,13 +38,14 @@ from ..budgets import ENV, Budgets
 from ..errors import RunError, SpecError
 from .activity import Activity
 
-__all__ = ["WorkerPool", "Lane", "default_workers", "own_memory"]
+__all__ = ["WorkerPool", "Lane", "LANES", "default_workers", "own_memory"]
 
 log = logging.getLogger(__name__)
 
 POLL = 0.05  # seconds between looks at a running task's worker (alive? memory? time?)
 START_TIMEOUT = 180.0  # seconds for a new worker to import torch and say it is ready (a cold disk is slow)
 RECENT_KEYS = 4  # backbones a worker is known to hold in its caches
+LANES = ("analysis", "latency", "gate")
 Progress = Callable[[float, str], None] | None
 
 
@@ -231,24 +232,30 @@ class WorkerPool:
     Args:
         workers: analysis workers (default `default_workers()`); the latency lane always has one.
         budgets: the seconds and memory limits of a task (`Budgets.max_seconds`, `max_memory_gb`).
+        lanes: the lanes to start (default all of LANES): a sweep from the CLI, which has no budgets to estimate,
+            starts no gate worker, and a latency worker only when it times.
     """
 
-    def __init__(self, workers: int | None = None, budgets: Budgets | None = None):
+    def __init__(self, workers: int | None = None, budgets: Budgets | None = None, lanes: Collection[str] = LANES):
         cores = os.cpu_count() or 1
         self.budgets = budgets or Budgets()
         self.workers = workers or default_workers(cores)
         self.activity = Activity.create()
         memory = ["--memory", str(self.budgets.memory_bytes or 0)]
-        self.lanes = {
-            "analysis": Lane("analysis", self.workers, ["--threads", str(max(1, cores // self.workers)), *memory]),
-            "latency": Lane("latency", 1, ["--threads", str(cores), "--activity", self.activity.path, *memory]),
-            "gate": Lane("gate", 1, ["--threads", "1", *memory]),
-        }
+        args = {"analysis": (self.workers, ["--threads", str(max(1, cores // self.workers)), *memory]),
+                "latency": (1, ["--threads", str(cores), "--activity", self.activity.path, *memory]),
+                "gate": (1, ["--threads", "1", *memory])}
+        unknown = set(lanes) - set(LANES)
+        if unknown:
+            raise ValueError(f"unknown lanes {sorted(unknown)}; lanes: {', '.join(LANES)}")
+        self.lanes = {name: Lane(name, *args[name]) for name in LANES if name in lanes}
 
     def run(self, job: str, *, lane: str = "analysis", key: str | None = None, what: str = "analysis",
             progress: Progress = None, **kwargs: Any) -> Any:
         """Run `job(**kwargs)` in a worker of `lane` and return its result. A SpecError comes back as a
         SpecError; a worker that crashes or oversteps a budget raises a one-line RunError naming `what`."""
+        if lane not in self.lanes:
+            raise RunError(f"this pool has no {lane} workers (it started {', '.join(self.lanes)})")
         chosen = self.lanes[lane]
         worker = chosen.acquire(key)
         counted = lane != "latency"  # work on the cores that a measurement must not share

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..export import ExportResult
 from ..report import Report
 from ..spec import Spec
 from . import jobs
-from .pool import WorkerPool
+from .pool import LANES, WorkerPool
 
 __all__ = ["Service"]
 
@@ -33,9 +33,9 @@ ESTIMATES = 512  # budget estimates kept (a few hundred bytes each)
 class Service:
     """The app's analyses, comparisons, point menus and exports, within `budgets`, in `workers` processes."""
 
-    def __init__(self, workers: int | None = None, budgets: Budgets | None = None):
+    def __init__(self, workers: int | None = None, budgets: Budgets | None = None, lanes: Collection[str] = LANES):
         self.budgets = budgets or Budgets()
-        self.pool = WorkerPool(workers, self.budgets) if workers != 0 else None
+        self.pool = WorkerPool(workers, self.budgets, lanes) if workers != 0 else None
         self._estimates: LRU[Estimate] = LRU(ESTIMATES)
         self._making: dict[tuple, threading.Lock] = {}
         self._making_lock = threading.Lock()
