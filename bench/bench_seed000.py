@@ -11,27 +11,16 @@ the median over rounds of each round's median. Prints a Markdown table with the 
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import statistics
-from pathlib import Path
 
 import torch
+from machine import cpu_name  # bench/machine.py, beside this script
 
 from playground.analyze import analyze
 from playground.presets import load_preset
 
 PRESETS = ("seed000_metaformer_s2", "seed000_metaformer_s4")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> None:
@@ -54,7 +43,7 @@ def main(argv=None) -> None:
                 medians[(name, b)].append(lat["median_ms"])
                 iqrs[(name, b)].append(lat["iqr_ms"])
 
-    print(f"torch {torch.__version__}, {_cpu()}, {args.threads} thread(s), fp32, 32x32 input, "
+    print(f"torch {torch.__version__}, {cpu_name()}, {args.threads} thread(s), fp32, 32x32 input, "
           f"{args.rounds} alternating rounds of {args.min_run_time:g} s per model and batch\n")
     print("| preset | embedding | stage-1 map | params | MACs / image | batch | median ms / forward | IQR ms "
           "| img/s | rounds (ms) |")

@@ -18,11 +18,12 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from machine import cpu_name  # bench/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONES = ("resnet18", "resnet50")
@@ -73,16 +74,6 @@ def run_mode(mode: str, data: dict, cache: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 LABELS = {"analyze": "separate `analyze()` calls, one process", "inline": "`sweep()` in one process",
           "workers1": "`sweep(workers=1)`", "workers2": "`sweep(workers=2)`",
           "cached_fill": "`sweep()` in one process, writing the cache", "cached": "`sweep()` again: all from the cache"}
@@ -104,7 +95,7 @@ def main(argv=None) -> None:
                 print(f"{mode:<12} {r['seconds']:8.1f} s  rows {r['digest']}", file=sys.stderr)
     digests = {r["digest"] for rs in results.values() for r in rs}
     best = {m: min(r["seconds"] for r in rs) for m, rs in results.items()}
-    print(f"\n{args.variants} variants, {os.cpu_count()} cores ({_cpu()}), torch threads: the library's default "
+    print(f"\n{args.variants} variants, {os.cpu_count()} cores ({cpu_name()}), torch threads: the library's default "
           f"(workers: cores // workers each); best of {args.rounds}; rows equal in every mode: "
           f"{'yes' if len(digests) == 1 else 'NO: ' + ', '.join(sorted(digests))}\n")
     print("| mode | wall time | per variant | vs 1 worker |")

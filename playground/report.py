@@ -51,32 +51,31 @@ class ParamCounts:
 
 
 @dataclass
-class MacCounts:
-    """Multiply-accumulates of one forward pass of one image (fvcore, attention counted). `by_operator` maps
-    fvcore's operator names to MACs; `uncounted_ops` lists the operators that ran with no counter (their cost is
-    not in the total)."""
+class TraceCounts:
+    """What one traced forward pass of one image counts, split as the parameters are: `total`, the unmodified
+    backbone's `base_total`, `delta`, `by_stage` (adding up to the total), `by_insert`, and `by_operator` (fvcore's
+    operator names)."""
     total: int
     base_total: int
     delta: int
     by_stage: dict[str, int]
     by_insert: list[InsertCount] = field(default_factory=list)
     by_operator: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class MacCounts(TraceCounts):
+    """Multiply-accumulates of one forward pass of one image (fvcore, attention counted). `uncounted_ops` lists the
+    operators that ran with no counter (their cost is not in the total)."""
     uncounted_ops: list[str] = field(default_factory=list)
     unit: str = "MACs"
 
 
 @dataclass
-class ActivationCounts:
+class ActivationCounts(TraceCounts):
     """Activations of one forward pass of one image, the figure timm publishes as `infer_macts`: fvcore's
     `ActivationCountAnalysis`, the output elements of convolutions and matrix products (conv, linear, addmm, bmm,
-    matmul, einsum; attention as its Q·Kᵀ and attention·V outputs), counted in the same trace as the MACs.
-    Split like `MacCounts`; `by_operator` maps operator names to activations."""
-    total: int
-    base_total: int
-    delta: int
-    by_stage: dict[str, int]
-    by_insert: list[InsertCount] = field(default_factory=list)
-    by_operator: dict[str, int] = field(default_factory=dict)
+    matmul, einsum; attention as its Q·Kᵀ and attention·V outputs), counted in the same trace as the MACs."""
 
 
 @dataclass

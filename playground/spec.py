@@ -144,6 +144,15 @@ def spec_key(spec: Spec) -> str:
 
 # ---- loading
 
+def read_spec_file(path: Path, what: str) -> str:
+    """The text of a spec (or sweep) file the user named, at most MAX_SPEC_BYTES; one line if it cannot be had."""
+    if not path.is_file():
+        raise SpecError(f"{what} file {str(path)!r} does not exist")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{what} file {path.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
 def load_spec(source: str | Path | dict | Spec) -> Spec:
     """A Spec from a Spec, a dict, YAML/JSON text, or a file given as a `pathlib.Path`.
 
@@ -154,11 +163,7 @@ def load_spec(source: str | Path | dict | Spec) -> Spec:
     if isinstance(source, dict):
         return _parse_spec(source)
     if isinstance(source, Path):
-        if not source.is_file():
-            raise SpecError(f"spec file {str(source)!r} does not exist")
-        if source.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"spec file {source.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
-        source = source.read_text(encoding="utf-8", errors="replace")
+        source = read_spec_file(source, "spec")
     if not isinstance(source, str):
         raise SpecError(f"spec: expected YAML text, a pathlib.Path or a mapping, got {type(source).__name__}")
     data = parse_text(source)

@@ -43,7 +43,7 @@ import yaml
 
 from ..choices import BATCH, DEVICES, DTYPES, LATENCY_OPTIONS
 from ..errors import SpecError, close_matches
-from ..spec import MAX_SPEC_BYTES, Spec, load_spec, parse_text
+from ..spec import Spec, load_spec, parse_text, read_spec_file
 
 __all__ = ["SweepSpec", "Variant", "load_sweep", "set_path", "DEFAULT_LIMIT", "MAX_LIMIT", "MAX_AXES",
            "MAX_AXIS_VALUES", "check_latency_options"]
@@ -176,11 +176,7 @@ def load_sweep(source: SweepSpec | dict | str | Path) -> SweepSpec:
     if isinstance(source, SweepSpec):
         return source
     if isinstance(source, Path):
-        if not source.is_file():
-            raise SpecError(f"sweep file {str(source)!r} does not exist")
-        if source.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"sweep file {source.name!r} is larger than {MAX_SPEC_BYTES // 1024} KiB")
-        source = source.read_text(encoding="utf-8", errors="replace")
+        source = read_spec_file(source, "sweep")
     if isinstance(source, str):
         data = _sweep_text(source)
         if isinstance(data, str):
