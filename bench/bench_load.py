@@ -209,10 +209,14 @@ def _request(client, rng: random.Random, kind: str, rec: dict, images: list[str]
 
 
 def _user(url: str, k: int, giant: bool, seed: int, duration: float, max_requests: int, counter, start,
-          images: list[str], out) -> None:
+          images: list[str], out, niceness: int = 0) -> None:
     """One user, in a process of its own (as a real user's client is: users do not share an interpreter and its
-    GIL), until the shared deadline; its records go to `out`."""
+    GIL), until the shared deadline; its records go to `out`, then its CPU seconds. `niceness`: this client yields
+    the cores to the server (as a client on another machine would not compete for them)."""
+    import resource
+
     from gradio_client import Client
+    os.nice(niceness)
     rng = random.Random(seed * 1000 + k)
     client = Client(url, verbose=False)
     records: list[dict] = []
@@ -233,11 +237,12 @@ def _user(url: str, k: int, giant: bool, seed: int, duration: float, max_request
         rec["seconds"] = time.perf_counter() - t0
         rec["done_at"] = time.time()
         records.append(rec)
-    out.put(records)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((records, {"giant" if giant else "user": usage.ru_utime + usage.ru_stime}))
 
 
 def load_phase(url: str, users: int, duration: float, max_requests: int, images: list[str], seed: int,
-               giants: int = 0, server_pid: int | None = None) -> dict:
+               giants: int = 0, server_pid: int | None = None, giant_niceness: int = 0) -> dict:
     """`users` users of the mix (and `giants` users asking for giant models) for `duration` seconds, each user a
     process of its own; with `server_pid`, the CPU seconds the server process spent meanwhile."""
     import multiprocessing as mp
@@ -246,7 +251,8 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
     ctx = mp.get_context("spawn")  # fresh interpreters: this process holds threads and a server's pipes
     counter, start, out = ctx.Value("i", 0), ctx.Barrier(users + giants + 1), ctx.Queue()
     procs = [ctx.Process(target=_user, args=(url, k, k >= users, seed, duration, max_requests, counter, start,
-                                             images, out), daemon=True) for k in range(users + giants)]
+                                             images, out, giant_niceness if k >= users else 0), daemon=True)
+             for k in range(users + giants)]
     for p in procs:
         p.start()
     start.wait(timeout=180)  # every client connected: the clock starts for all at once
@@ -254,8 +260,12 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
     cpu0 = sum(server.cpu_times()[:2]) if server else None
     started = time.time()
     records: list[dict] = []
+    client_cpu = {"user": 0.0, "giant": 0.0}
     for _ in procs:  # a request in flight at the deadline finishes; a hung user is abandoned
-        records.extend(out.get(timeout=duration + 600))
+        got, cpu = out.get(timeout=duration + 600)
+        records.extend(got)
+        for kind, seconds in cpu.items():
+            client_cpu[kind] += seconds
     wall = time.time() - started
     server_cpu = sum(server.cpu_times()[:2]) - cpu0 if server else None
     for p in procs:
@@ -278,7 +288,7 @@ def load_phase(url: str, users: int, duration: float, max_requests: int, images:
             "contended_blocks": sum(r.get("contended", 0) for r in records),
             "latency_busy_fraction": sum(b - a for a, b in intervals) / wall, "predictions": top1,
             "error_samples": [r["error"] for r in records if not r["ok"]][:5],
-            "server_cpu_s": server_cpu}
+            "server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
 
 
 def _spread(records: list[dict]) -> dict:
@@ -326,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the load phase (default 60)")
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--giant-duration", type=float, default=40.0, help="seconds of each giants phase; 0 skips")
+    ap.add_argument("--giant-nice", type=int, default=0,
+                    help="niceness of the giant users' client processes (19: as if they ran on other machines)")
     ap.add_argument("--max-requests", type=int, default=2000, help="at most this many load-phase requests")
     ap.add_argument("--memory-requests", type=int, default=200, help="0 skips the memory phase")
     ap.add_argument("--sample-every", type=int, default=10)
@@ -335,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.users <= 32 and 0 < args.duration <= 600 and 0 <= args.memory_requests <= 1000):
         ap.error("bounded runs only: 1-32 users, at most 600 s, at most 1000 memory requests")
 
-    result: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg(),
+    result: dict = {"giant_nice": args.giant_nice,
+                    "machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg(),
                                 "python": platform.python_version()}}
     server = Server()
     result["startup_s"] = server.ready_after
@@ -358,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["alone"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
                                              images, args.seed + 1, server_pid=server.proc.pid)
                 result["giants"] = load_phase(server.url, NORMAL_USERS, args.giant_duration, args.max_requests,
-                                              images, args.seed + 1, giants=GIANT_USERS, server_pid=server.proc.pid)
+                                              images, args.seed + 1, giants=GIANT_USERS, server_pid=server.proc.pid,
+                                              giant_niceness=args.giant_nice)
         if args.memory_requests:
             print(f"memory: {args.memory_requests} requests over {len(MEMORY_SPECS)} specs ...", flush=True)
             result["memory"] = memory_phase(server.url, server.proc.pid, args.memory_requests, args.sample_every)
@@ -409,8 +423,10 @@ def report(result: dict) -> None:
               f"{giants['static']['p50_s']:.2f} s / p95 {giants['static']['p95_s']:.2f} s beside the giants "
               f"({giants['requests'] - g['requests']} requests): p95 {change:+.0%}; errors {alone['errors']} / "
               f"{giants['errors']}")
-        print(f"server process CPU: {alone['server_cpu_s']:.1f} s alone, {giants['server_cpu_s']:.1f} s beside the "
-              f"giants (of {(os.cpu_count() or 1) * alone['wall_s']:.0f} core-seconds)")
+        print(f"CPU seconds (of {(os.cpu_count() or 1) * giants['wall_s']:.0f} core-seconds): server process "
+              f"{alone['server_cpu_s']:.1f} alone, {giants['server_cpu_s']:.1f} beside the giants; the 5 users' "
+              f"clients {alone['client_cpu_s']['user']:.1f} / {giants['client_cpu_s']['user']:.1f}; the giants' "
+              f"clients {giants['client_cpu_s']['giant']:.1f} (niceness {result.get('giant_nice', 0)})")
         for e in alone["error_samples"] + giants["error_samples"]:
             print("  error:", e)
     mem = result.get("memory")
