@@ -13,14 +13,21 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
+import sys
+from pathlib import Path
 
 import torch
-from machine import cpu_name  # bench/machine.py, beside this script
 
 from playground.analyze import analyze
 from playground.presets import load_preset
 
 PRESETS = ("seed000_metaformer_s2", "seed000_metaformer_s4")
+
+
+def _cpu_name() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported as bench.*
+    from machine import cpu_name
+    return cpu_name()
 
 
 def main(argv=None) -> None:
@@ -43,7 +50,7 @@ def main(argv=None) -> None:
                 medians[(name, b)].append(lat["median_ms"])
                 iqrs[(name, b)].append(lat["iqr_ms"])
 
-    print(f"torch {torch.__version__}, {cpu_name()}, {args.threads} thread(s), fp32, 32x32 input, "
+    print(f"torch {torch.__version__}, {_cpu_name()}, {args.threads} thread(s), fp32, 32x32 input, "
           f"{args.rounds} alternating rounds of {args.min_run_time:g} s per model and batch\n")
     print("| preset | embedding | stage-1 map | params | MACs / image | batch | median ms / forward | IQR ms "
           "| img/s | rounds (ms) |")
@@ -70,3 +77,5 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+

@@ -23,8 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import cpu_name  # bench/machine.py, beside this script
-
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONES = ("resnet18", "resnet50")
 POINTS = ("stage1", "stage2", "stage3", "stage4")
@@ -79,6 +77,12 @@ LABELS = {"analyze": "separate `analyze()` calls, one process", "inline": "`swee
           "cached_fill": "`sweep()` in one process, writing the cache", "cached": "`sweep()` again: all from the cache"}
 
 
+def _cpu_name() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported as bench.*
+    from machine import cpu_name
+    return cpu_name()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", type=int, default=48)
@@ -95,7 +99,7 @@ def main(argv=None) -> None:
                 print(f"{mode:<12} {r['seconds']:8.1f} s  rows {r['digest']}", file=sys.stderr)
     digests = {r["digest"] for rs in results.values() for r in rs}
     best = {m: min(r["seconds"] for r in rs) for m, rs in results.items()}
-    print(f"\n{args.variants} variants, {os.cpu_count()} cores ({cpu_name()}), torch threads: the library's default "
+    print(f"\n{args.variants} variants, {os.cpu_count()} cores ({_cpu_name()}), torch threads: the library's default "
           f"(workers: cores // workers each); best of {args.rounds}; rows equal in every mode: "
           f"{'yes' if len(digests) == 1 else 'NO: ' + ', '.join(sorted(digests))}\n")
     print("| mode | wall time | per variant | vs 1 worker |")
@@ -109,3 +113,5 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
