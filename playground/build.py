@@ -22,6 +22,7 @@ from torch import nn
 
 from . import backbones
 from .cache import LRU
+from .choices import REMOVE_HEAD_NORM
 from .compute import COMPUTE, shares_cores
 from .errors import SpecError, first_line
 from .lean import create as lean_create
@@ -285,6 +286,16 @@ def _head_norm(model: nn.Module, kind: str, found: Probe, warnings: list[str]) -
         raise SpecError(f"head_norm: {type(model).__name__} has no linear classifier to put a norm before "
                         f"(num_classes 0 or a conv head)")
     existing = _norm_before(found, model, path)
+    if kind == REMOVE_HEAD_NORM:
+        if not existing:
+            raise SpecError(f"head_norm: remove: {type(model).__name__} has no norm right before its classifier "
+                            f"{path} to remove")
+        removed = type(model.get_submodule(existing)).__name__
+        norm_parent, _, norm_name = existing.rpartition(".")
+        setattr(model.get_submodule(norm_parent) if norm_parent else model, norm_name, nn.Identity())
+        warnings.append(f"head_norm: {existing} ({removed}) removed: the classifier {path} sees the features "
+                        f"unnormalised")
+        return path
     if existing:
         warnings.append(f"head_norm: {existing} already normalises the features before the classifier {path}; "
                         f"{kind} adds a second norm")

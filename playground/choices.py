@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 __all__ = ["Range", "DEVICES", "DTYPES", "BATCH", "MEMORY_BATCH", "OPTIMIZERS",
            "IMG_SIZE", "NUM_CLASSES", "STEM_STRIDE", "STEM_KERNEL", "STEM_PADDING", "SUMMARY_DEPTH", "TOPK",
-           "LATENCY_OPTIONS", "MERGES", "HEAD_NORMS", "CURATED_BACKBONES", "EXPORT_FORMATS", "EXPORT_LABELS"]
+           "LATENCY_OPTIONS", "MERGES", "HEAD_NORMS", "REMOVE_HEAD_NORM", "CURATED_BACKBONES", "EXPORT_FORMATS",
+           "EXPORT_LABELS"]
 
 
 class Range(NamedTuple):
@@ -41,7 +42,10 @@ TOPK = Range(1, 1000)
 LATENCY_OPTIONS = frozenset({"device", "batch", "dtype", "channels_last", "compile", "min_run_time", "max_run_time",
                              "warmup", "threads", "base"})
 MERGES = ("add", "mul", "concat")  # how a parallel composite merges its branches
-HEAD_NORMS = ("layernorm", "batchnorm", "groupnorm")  # `head_norm:` a norm before the classifier (seed 000, tip 2)
+# `head_norm:` a norm before the classifier (seed 000, tip 2), or `remove`: take out the backbone's own norm there
+# (the "without" side of the tip on a model that has one built in)
+HEAD_NORMS = ("layernorm", "batchnorm", "groupnorm", "remove")
+REMOVE_HEAD_NORM = "remove"
 # Backbones listed first (the page's menu before the full list arrives): the seeds' models and the classics.
 CURATED_BACKBONES = (
     "efficientnet_lite0", "resnet50", "seresnet50", "ecaresnet50d", "resnet18",

@@ -265,3 +265,14 @@ def test_a_first_downsampling_layer_without_a_stride_is_refused_by_name():
     """TResNet downsamples first by space-to-depth: that is its embedding, not a later pool on a shortcut."""
     with pytest.raises(pg.SpecError, match=r"first downsampling layer here is a SpaceToDepth \(body.s2d\)"):
         pg.build({"backbone": "tresnet_m", "img_size": 128, "stem": {"stride": 8}})
+
+
+def test_head_norm_remove_takes_out_the_backbones_own_norm_before_the_classifier():
+    """Seed 000's tip 2, the "without" side, on its MetaFormer, which has GroupNorm(1, 64) built into its head."""
+    with_norm = pg.build({"backbone": "cifar_metaformer_pool"})
+    without = pg.build({"backbone": "cifar_metaformer_pool", "head_norm": "remove"})
+    assert without.delta_params == -2 * 64 and isinstance(without.model.head.norm, torch.nn.Identity)
+    assert any("head.norm (GroupNorm1) removed" in w for w in without.warnings)
+    assert without.model(torch.randn(2, 3, 32, 32)).shape == with_norm.model(torch.randn(2, 3, 32, 32)).shape
+    with pytest.raises(pg.SpecError, match="head_norm: remove: ResNet has no norm right before its classifier fc"):
+        pg.build({"backbone": "resnet18", "head_norm": "remove"})
