@@ -29,7 +29,7 @@ def test_activation_names_are_timms():
 
 
 def test_head_norm_names_are_the_layers_built():
-    assert tuple(backbones.HEAD_NORMS) == choices.HEAD_NORMS
+    assert tuple(backbones.HEAD_NORMS) + (choices.REMOVE_HEAD_NORM,) == choices.HEAD_NORMS  # and `remove`
 
 
 def test_unknown_activation_is_refused_with_a_hint():
