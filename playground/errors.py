@@ -5,7 +5,7 @@ import difflib
 import re
 from collections.abc import Iterable
 
-__all__ = ["SpecError", "RunError", "close_matches", "first_line", "in_domain_words", "TORCH_SAYINGS",
+__all__ = ["SpecError", "RunError", "close_matches", "first_line", "root_cause", "in_domain_words", "TORCH_SAYINGS",
            "MAX_MESSAGE_CHARS"]
 
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
@@ -39,6 +39,14 @@ def first_line(e: BaseException, limit: int = 300) -> str:
     text = next((line.strip() for line in str(e).splitlines() if line.strip()), "") or type(e).__name__
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
+
+
+def root_cause(e: BaseException) -> BaseException:
+    """The innermost exception `e` was raised from: a wrapper's text ("Failed to run torchinfo", an exporter's
+    summary) hides the real reason."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return e
 
 # What torch says when a feature map has the wrong size for a layer, and what it means here: the kernel's arithmetic
 # becomes the map, the layer and what to change. Each pattern's groups fill its sentence.

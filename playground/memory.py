@@ -44,11 +44,11 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from .choices import DTYPES, MEMORY_BATCH, OPTIMIZERS
 from .errors import SpecError, first_line
+from .latency import AUTOCAST  # choices.DTYPES -> the autocast dtype, as latency runs take it
 from .report import MemoryEstimate
 
-__all__ = ["estimate_memory", "measure_memory", "OPTIMIZER_STATES", "AUTOCAST"]
+__all__ = ["estimate_memory", "measure_memory", "OPTIMIZER_STATES"]
 
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # choices.DTYPES -> autocast dtype
 # optimizer -> state tensors per trainable parameter (torch.optim: SGD(momentum>0) keeps momentum_buffer; AdamW keeps
 # exp_avg and exp_avg_sq; amsgrad would add max_exp_avg_sq)
 OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}

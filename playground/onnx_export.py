@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import SpecError, first_line
+from .errors import SpecError, first_line, root_cause
 from .export import OnnxCheck
 
 __all__ = ["export_onnx", "verify", "unsupported_op", "sample_batch", "TOLERANCE", "SAMPLES"]
@@ -111,12 +111,6 @@ def unsupported_op(e: BaseException, model: nn.Module, x: torch.Tensor) -> str |
             f"{torch.__version__} has no translation of it to ONNX operators")
 
 
-def _root(e: BaseException) -> BaseException:
-    while e.__cause__ is not None:
-        e = e.__cause__
-    return e
-
-
 def verify(path: Path, model: nn.Module, x: torch.Tensor, dynamic: bool) -> OnnxCheck:
     """Check the file with `onnx.checker` (path-based, so files over 2 GB with external data work), then run it in
     onnxruntime (CPUExecutionProvider) on `x` at batch 1 and, when `dynamic`, the whole batch, against `model`.
@@ -181,7 +175,7 @@ def export_onnx(model: nn.Module, img_size: int, path: Path, progress: Progress 
         try:
             onnx_program, dynamic = _export(model, x[:1], dynamic=False), False
         except Exception as e:
-            why = unsupported_op(e, model, x[:1]) or f"the exporter cannot take this model: {first_line(_root(e))}"
+            why = unsupported_op(e, model, x[:1]) or f"the exporter cannot take this model: {first_line(root_cause(e))}"
             raise SpecError(f"ONNX export: {why}") from None
     step(0.7, "writing the file")
     for node in onnx_program.model.graph.all_nodes():  # keep module paths (name_scopes), not this machine's files

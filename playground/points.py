@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import SpecError, close_matches, first_line, in_domain_words
+from .errors import SpecError, close_matches, first_line, in_domain_words, root_cause
 from .report import PointInfo, Shape
 
 __all__ = ["Point", "Probe", "probe", "ForwardError", "feature_map", "map_layout", "meta_copy", "shape_runner"]
@@ -77,10 +77,7 @@ class ForwardError(RuntimeError):
     def __init__(self, cause: BaseException, path: str | None, module: nn.Module | None):
         self.cause, self.path = cause, path
         self.module_type = type(module).__name__ if module is not None else None
-        root = cause
-        while root.__cause__ is not None:  # a wrapper's text ("Failed to run torchinfo") hides the real reason
-            root = root.__cause__
-        self.raw = first_line(root)
+        self.raw = first_line(root_cause(cause))
         self.words = in_domain_words(self.raw)  # torch's size arithmetic as what it means, when it is that
         self.text = self.words or self.raw
         super().__init__(f"{path or 'forward'}: {self.text}")
