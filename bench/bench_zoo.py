@@ -70,6 +70,7 @@ def summary(rows: list[dict]) -> str:
              f"| ... base state dict loads, only stitched params missing | {ok('checkpoint_loads')} |",
              f"| embedding stride doubled, builds and runs | {ok('stride_ok')} |",
              f"| ... refused in domain words | {len(refused) - len(raw)} |",
+             f"| ... of which the refusal names an image size where it works | {ok('stride_fits_at')} |",
              f"| ... refused with another library's text (raw) | {len(raw)} |"]
     reasons = Counter(refusal_reason(r["stride_refusal"]) for r in refused)
     lines += ["", "Stride refusals by reason:", ""] + [f"- {c} x {reason}" for reason, c in reasons.most_common()]

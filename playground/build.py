@@ -22,7 +22,7 @@ from torch import nn
 
 from . import backbones
 from .cache import LRU
-from .choices import REMOVE_HEAD_NORM
+from .choices import IMG_SIZE, REMOVE_HEAD_NORM
 from .compute import COMPUTE, shares_cores
 from .errors import SpecError, first_line
 from .lean import create as lean_create
@@ -33,7 +33,7 @@ from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import StemPlan, apply_stem, has_fixup, plan_stem
 from .stitch import attach
 
-__all__ = ["build", "points", "Built", "Insertion", "base_model", "describe_stem"]
+__all__ = ["build", "points", "Built", "Insertion", "base_model", "describe_stem", "StemRefusal", "WhatFits"]
 
 BASE_CACHE_SIZE = 4
 MAX_STITCHED_MODULES = 256  # catalog modules stitched in all: a glob's matches times each module's size
@@ -330,7 +330,19 @@ def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs
     return (new.eval(), new_info, True) if new is not None else (model, info, False)
 
 
-def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: list[int] | None = None,
+@dataclass(frozen=True)
+class WhatFits:
+    """What a refused stem change could be instead: the strides that work at this image size, and the nearest image
+    size at which the asked stride works (maps that halve evenly down to the last stage)."""
+    strides: list[int]
+    img_size: int | None = None
+
+    def text(self, stride: int) -> str:
+        text = f"; strides that fit: {', '.join(map(str, self.strides)) or 'none'}"
+        return text + (f"; stride {stride} fits at img_size {self.img_size}" if self.img_size else "")
+
+
+def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: WhatFits | None = None,
                   rebuilt: bool = True, known: str | None = None) -> str:
     """The refusal of a stem change: `known` is what the failure means when torch's text says it
     (`errors.in_domain_words`), else the likely cause is given and `why` quoted."""
@@ -342,54 +354,83 @@ def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: list[in
                        f"cannot rebuild {spec.backbone} for another (no set_input_size, no img_size argument)")
     text = (f"stem.stride: {plan.after[1]} makes a {g1}x{g1} grid at img_size {plan.img_size} (was {g0}x{g0}), "
             f"which {what} cannot take: {reason}" + (f" ({why})" if why else ""))
-    if fits is not None:
-        text += f"; strides that fit: {', '.join(map(str, fits)) or 'none'}"
-    return text
+    return text + (fits.text(plan.after[1]) if fits is not None else "")
 
 
-def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool, lean: bool) -> Probe:
+class StemRefusal(SpecError):
+    """A stem change this backbone cannot take, with what would fit (`fits`: None when not searched)."""
+
+    def __init__(self, message: str, fits: WhatFits | None = None):
+        super().__init__(message)
+        self.fits = fits
+
+
+def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool, lean: bool,
+                        before: Probe) -> Probe:
     """The probe after a stem change; a forward pass that fails becomes a refusal that names the module that
-    cannot take the new grid and the strides that fit."""
+    cannot take the new grid and what fits."""
     try:
         return probe(model, plan.img_size)
     except ForwardError as e:
-        what = f"{e.module_type} ({e.path})" if e.path else spec.backbone
-        raise SpecError(_grid_refusal(plan, spec, what, "", _fitting_strides(spec, plan, lean), rebuilt,
-                                      e.words)) from None
+        what, why, known = (f"{e.module_type} ({e.path})" if e.path else spec.backbone), "", e.words
     except Exception as e:
-        raise SpecError(_grid_refusal(plan, spec, spec.backbone, str(e), _fitting_strides(spec, plan, lean),
-                                      rebuilt)) from None
+        what, why, known = spec.backbone, str(e), None
+    fits = _what_fits(spec, plan, lean, before)
+    raise StemRefusal(_grid_refusal(plan, spec, what, why, fits, rebuilt, known), fits) from None
 
 
 MAX_STRIDE_SEARCH_PARAMS = 30_000_000  # above this, finding the strides that fit takes too long to offer
-STRIDE_SEARCH_SECONDS = 10.0
+STRIDE_SEARCH_SECONDS = 12.0
 
 
-_search = threading.local()  # set while _fitting_strides builds: a refusal inside it does not search again
+_search = threading.local()  # set while _what_fits builds: a refusal inside it does not search again
 
 
-def _fitting_strides(spec: Spec, plan: StemPlan, lean: bool) -> list[int] | None:
-    """Of half, one, two and four times the original stride, those with which this backbone builds and runs (None
-    when the model is too large to try them in STRIDE_SEARCH_SECONDS). Never below half: a smaller stride
-    multiplies the tokens an attention layer sees, and its memory by their square."""
+def _builds(spec: Spec, lean: bool) -> bool:
+    _search.active = True
+    try:
+        build(spec, lean)
+        return True
+    except SpecError:
+        return False
+    finally:
+        _search.active = False
+
+
+def _even_sizes(img_size: int, before: Probe, plan: StemPlan) -> list[int]:
+    """Image sizes near `img_size` that the new total stride divides (the deepest map's reduction times the stride
+    change), nearest first: where every stage halves an even map, as the design assumed (ResNet-D's pooled
+    shortcut, CoAtNet's attention grids, DLA's trees)."""
+    deepest = max((p.reduction for p in before.named_points() if p.reduction), default=None)
+    if not deepest:
+        return []
+    step = round(deepest * plan.after[1] / plan.before[1])
+    near = {step * (img_size // step), step * -(-img_size // step)} - {0, img_size}
+    return sorted((n for n in near if n in IMG_SIZE), key=lambda n: (abs(n - img_size), -n))
+
+
+def _what_fits(spec: Spec, plan: StemPlan, lean: bool, before: Probe) -> WhatFits | None:
+    """Of half, one, two and four times the original stride, those with which this backbone builds and runs, and
+    the nearest image size where the asked stride does (None when the model is too large to try them within
+    STRIDE_SEARCH_SECONDS). Never below half: a smaller stride multiplies the tokens an attention layer sees, and
+    its memory by their square."""
     base, _ = base_model(spec.backbone, plan.img_size, None, spec.reparameterize, lean=True)  # for its size
     if _n_params(base) > MAX_STRIDE_SEARCH_PARAMS or getattr(_search, "active", False):
         return None
-    fits, deadline = [], time.monotonic() + STRIDE_SEARCH_SECONDS
-    s0 = plan.before[1]
+    plain = dataclasses.replace(spec, pretrained=False, checkpoint=None, insert=(), head_norm=None)
+    deadline = time.monotonic() + STRIDE_SEARCH_SECONDS
+    s0, strides = plan.before[1], []
     for s in sorted({max(1, s0 // 2), s0, 2 * s0, 4 * s0} - {plan.after[1]}):
         if time.monotonic() > deadline:
-            return fits or None
-        _search.active = True
-        try:
-            build(dataclasses.replace(spec, pretrained=False, checkpoint=None, insert=(), head_norm=None,
-                                      stem=dataclasses.replace(spec.stem, stride=s)), lean)
-            fits.append(s)
-        except SpecError:
-            pass
-        finally:
-            _search.active = False
-    return fits
+            return WhatFits(strides) if strides else None
+        if _builds(dataclasses.replace(plain, stem=dataclasses.replace(spec.stem, stride=s)), lean):
+            strides.append(s)
+    for size in _even_sizes(plan.img_size, before, plan):
+        if time.monotonic() > deadline:
+            break
+        if _builds(dataclasses.replace(plain, img_size=size), lean):
+            return WhatFits(strides, size)
+    return WhatFits(strides)
 
 
 def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:
@@ -455,7 +496,7 @@ def build(spec: Spec | dict | str, lean: bool = False) -> Built:
         model, info, rebuilt = _for_grid(model, info, plan, spec, source, kwargs, lean)
         change, w = apply_stem(model, plan, pretrained=info is not None)
         warnings += w
-        found = _probe_changed_stem(model, plan, spec, rebuilt, lean)
+        found = _probe_changed_stem(model, plan, spec, rebuilt, lean, before)
         stem = from_plain(StemChange, {**change, "description": describe_stem(plan, before, found)})
         if stem.after.kernel != stem.before.kernel and info is not None:
             info.reinitialised = sorted(set(info.reinitialised) | {f"{stem.path}.weight"})

@@ -89,6 +89,18 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = Fa
     return (-(-span // stride) if ceil else span // stride) + 1
 
 
+def _grid(size: int, kernel: int, stride: int, padding: int, rounding: str) -> int:
+    """The output width of a downsampling layer: `same` (TF padding: ceil(size / stride)), `ceil` (a ceil_mode
+    pool) or `floor` (a conv)."""
+    return math.ceil(size / stride) if rounding == "same" else _conv_out(size, kernel, stride, padding,
+                                                                          rounding == "ceil")
+
+
+def _ratio(value: float) -> str:
+    """A total stride: exact where the map divides the image (8), else about (about 8.3: 224 px on 27 patches)."""
+    return f"{round(value)}" if abs(value - round(value)) < 1e-6 else f"about {value:.1f}"
+
+
 @dataclass(frozen=True)
 class StemPlan:
     """What a stem spec changes: the embedding conv at `path` and the grid it makes from its `in_size` input."""
@@ -99,12 +111,22 @@ class StemPlan:
     grid_before: int
     grid_after: int
     img_size: int
+    rounding: str = "floor"  # how the layer rounds its output size: floor, ceil or same
 
     @property
     def equivalent_img_size(self) -> int:
         """The image size at which the unchanged model makes the new grid: what grid-dependent parts (position
-        embeddings, attention biases, windows) are rebuilt for."""
-        return max(1, round(self.img_size * self.grid_after / self.grid_before))
+        embeddings, attention biases, windows) are rebuilt for. Of the sizes at which the unchanged layer makes
+        exactly `grid_after`, the one nearest the proportional size: PiT's 16-pixel patches at stride 8 make a
+        14x14 grid from 120 px, not from 224 x 14 / 27 = 116 (which makes 13x13)."""
+        scale = self.img_size / self.in_size  # the layer may sit behind other layers that keep the size
+        guess = self.in_size * self.grid_after / self.grid_before
+        k, s, p = self.before
+        reach = 2 * (s + k)
+        sizes = [n for n in range(max(1, int(guess) - reach), int(guess) + reach + 1)
+                 if _grid(n, k, s, p, self.rounding) == self.grid_after]
+        best = min(sizes, key=lambda n: (abs(n - guess), -n)) if sizes else guess
+        return max(1, round(best * scale))
 
     def describe(self, grid: int | None, total_after: float | None, total_before: float | None) -> str:
         """"conv1: stride 2 -> 4; stage 1 sees 28x28 (total stride 8, was 4)"."""
@@ -114,8 +136,9 @@ class StemPlan:
         parts += [f"padding {p0} -> {p1}"] if p0 != p1 else []
         text = f"{self.path}: {', '.join(parts) or 'unchanged'}"
         if grid is not None and total_after is not None:
-            text += f"; stage 1 sees {grid}x{grid} (total stride {total_after:g}"
-            text += f", was {total_before:g})" if total_before is not None and total_before != total_after else ")"
+            text += f"; stage 1 sees {grid}x{grid} (total stride {_ratio(total_after)}"
+            text += f", was {_ratio(total_before)})" if total_before is not None and total_before != total_after \
+                else ")"
         return text
 
 
@@ -139,13 +162,13 @@ def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
     padding = stem.padding if stem.padding is not None else same_kernel_padding
     in_size = probe.calls[path].inp.shape[-1]
     same = type(conv).__name__.startswith("Conv2dSame") or getattr(conv, "padding", None) == "same"
-    rounds_up = same or getattr(conv, "ceil_mode", False)  # TF-style padding: ceil(in / stride); a ceil_mode pool
-    grid = math.ceil(in_size / stride) if same else _conv_out(in_size, kernel, stride, padding, rounds_up)
+    rounding = "same" if same else "ceil" if getattr(conv, "ceil_mode", False) else "floor"
+    grid = _grid(in_size, kernel, stride, padding, rounding)
     if grid < 1:
         raise SpecError(f"stem: kernel {kernel}, stride {stride}, padding {padding} leave no output pixels "
                         f"on a {in_size}x{in_size} input")
     return StemPlan(path, (k0, s0, p0), (kernel, stride, padding), in_size, probe.calls[path].out.shape[-1], grid,
-                    probe.img_size)
+                    probe.img_size, rounding)
 
 
 def has_fixup(model: nn.Module) -> bool:
@@ -207,10 +230,34 @@ def _set_patch_grid(patch_embed: nn.Module, grid: tuple[int, int], stride: int) 
     return old
 
 
+def _token_grid(patch_embed: nn.Module, img_size: int) -> tuple[int, int]:
+    """The token grid a ViT's patch embedding makes now: the map its `proj` sees. A hybrid's (R50-ViT, ViTamin)
+    is its CNN's output, not the changed stem conv's, so it is measured, on the weights' device (meta in a lean
+    build)."""
+    seen: list[tuple[int, int]] = []
+    hook = patch_embed.proj.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    device = next(patch_embed.parameters()).device
+    try:
+        with torch.no_grad():
+            patch_embed(torch.zeros(1, 3, img_size, img_size, device=device))
+    finally:
+        hook.remove()
+    return seen[0]
+
+
 def _vit_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size: int) -> list[str]:
-    """ViT (Dosovitskiy et al. 2021): resample the absolute position embedding to the new patch grid."""
-    stride = model.get_submodule(conv_path).stride[0]
-    old = _set_patch_grid(model.patch_embed, grid, stride)
+    """ViT (Dosovitskiy et al. 2021): resample the absolute position embedding to the new patch grid; a hybrid
+    embedding (ViT-R, ViTamin) re-sizes its feature grid."""
+    embed = model.patch_embed
+    old = tuple(embed.grid_size)
+    if conv_path == "patch_embed.proj":
+        _set_patch_grid(embed, grid, model.get_submodule(conv_path).stride[0])
+    else:  # the stem conv of a hybrid's CNN: the tokens are what that CNN makes of the new stem
+        grid = _token_grid(embed, img_size)
+        embed.grid_size, embed.num_patches = grid, grid[0] * grid[1]
+        if hasattr(embed, "feature_size"):
+            embed.feature_size = tuple(g * p for g, p in zip(grid, embed.patch_size))
+            embed.feature_ratio = tuple(max(1, round(img_size / f)) for f in embed.feature_size)
     if getattr(model, "pos_embed", None) is None or old == grid:
         return []
     prefix = 0 if getattr(model, "no_embed_class", False) else model.num_prefix_tokens

@@ -72,6 +72,7 @@ class ZooResult:
     stride: str | None = None  # e.g. 'conv1: 2 -> 4'
     stride_ok: bool = False
     stride_refusal: str | None = None
+    stride_fits_at: int | None = None  # the nearest image size where the doubled stride works, as the refusal says
 
     @property
     def params_ok(self) -> bool:
@@ -110,7 +111,7 @@ STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial":
 def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     """Every step of the module docstring for one model; a step that fails is recorded, the next still runs."""
     from .analyze import analyze
-    from .build import build
+    from .build import StemRefusal, build
     from .stem import downsampling_geometry, first_downsampling
     base_spec = {"backbone": ref.model, "img_size": ref.img_size, "reparameterize": True}
     res = ZooResult(ref.model, ref.img_size, ref)
@@ -150,6 +151,7 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
         res.stride, res.stride_ok = f"{conv}: {s0} -> {2 * s0}", True
     except SpecError as e:
         res.stride_refusal = str(e)
+        res.stride_fits_at = e.fits.img_size if isinstance(e, StemRefusal) and e.fits else None
     except Exception as e:  # noqa: BLE001  a crash, not a refusal: counted as raw text
         res.stride_refusal = f"the forward pass fails: {type(e).__name__}: {first_line(e, 400)}"
     return res

@@ -136,6 +136,41 @@ def test_swin_stride_that_breaks_windows_is_a_spec_error():
         assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
 
 
+def test_equivalent_image_size_makes_exactly_the_new_grid():
+    """Grid-dependent parts are rebuilt for the image size at which the unchanged model makes the new grid: PiT's
+    16-pixel patches at stride 8 make 27x27 from 224 px; at stride 16, 14x14, which the unchanged model makes from
+    120 px (the proportional 224 x 14 / 27 = 116 px would make 13x13)."""
+    from playground.stem import StemPlan
+    assert StemPlan("patch_embed.conv", (16, 8, 0), (16, 16, 0), 224, 27, 14, 224).equivalent_img_size == 120
+    assert StemPlan("conv1", (7, 2, 3), (7, 4, 3), 224, 112, 56, 224).equivalent_img_size == 112
+    assert StemPlan("conv_stem", (3, 2, 0), (3, 4, 0), 224, 112, 56, 224, "same").equivalent_img_size == 112
+    built = pg.build({"backbone": "pit_ti_224", "stem": {"stride": 16}})
+    assert built.stem.description == "patch_embed.conv: stride 8 -> 16; stage 1 sees 14x14 (total stride 16, " \
+                                     "was about 8.3)"
+
+
+def test_hybrid_vit_restrides_its_cnn_stem_and_resamples_to_the_token_grid():
+    """R-ViT: the first strided conv is its ResNet's stem; the tokens are what the whole CNN makes of it (224 px,
+    stem stride 4, then /2 by the pool and 8-pixel patches: 3x3, was 7x7), not the stem conv's 56x56 map."""
+    built = pg.build({"backbone": "vit_tiny_r_s16_p8_224", "stem": {"stride": 4}})
+    assert built.stem.path == "patch_embed.backbone.conv"
+    assert built.model.patch_embed.grid_size == (3, 3) and built.model.pos_embed.shape[1] == 1 + 3 * 3
+    assert "position embeddings resampled from a 7x7 to a 3x3 patch grid" in " ".join(built.warnings)
+    with torch.no_grad():
+        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_a_stride_that_leaves_odd_maps_names_the_image_size_where_it_works():
+    """DLA at 224 px with a stride-4 stem: 224 / 64 leaves 3.5 at the last level, where a tree joins maps of 4
+    and 3 positions; 256 px halves evenly down to 4x4."""
+    from playground.build import StemRefusal
+    with pytest.raises(StemRefusal, match=r"DlaBottleneck \(level5.tree1\) cannot take: it joins two maps of 4 and 3 "
+                                          r".*; strides that fit: 1, 2; stride 4 fits at img_size 256$") as e:
+        pg.build({"backbone": "dla46x_c", "stem": {"stride": 4}})
+    assert e.value.fits.img_size == 256 and e.value.fits.strides == [1, 2]
+    assert pg.build({"backbone": "dla46x_c", "img_size": 256, "stem": {"stride": 4}}).stem.grid == 64
+
+
 @pytest.mark.parametrize("backbone,path", [("efficientnet_lite0", "conv_stem"), ("fasternet_t0", "patch_embed.proj"),
                                            ("poolformer_s12", "stem.conv"), ("convnext_atto", "stem.0")])
 def test_stem_conv_found_and_changed(backbone, path):
