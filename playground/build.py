@@ -419,18 +419,16 @@ def _what_fits(spec: Spec, plan: StemPlan, lean: bool, before: Probe) -> WhatFit
         return None
     plain = dataclasses.replace(spec, pretrained=False, checkpoint=None, insert=(), head_norm=None)
     deadline = time.monotonic() + STRIDE_SEARCH_SECONDS
+    # the asked stride at a nearby size first (the most useful answer), then the strides from the cheapest (largest)
+    size = next((n for n in _even_sizes(plan.img_size, before, plan)
+                 if time.monotonic() < deadline and _builds(dataclasses.replace(plain, img_size=n), lean)), None)
     s0, strides = plan.before[1], []
-    for s in sorted({max(1, s0 // 2), s0, 2 * s0, 4 * s0} - {plan.after[1]}):
+    for s in sorted({max(1, s0 // 2), s0, 2 * s0, 4 * s0} - {plan.after[1]}, reverse=True):
         if time.monotonic() > deadline:
-            return WhatFits(strides) if strides else None
+            return WhatFits(sorted(strides), size) if strides or size else None  # cut short: "none" unproven
         if _builds(dataclasses.replace(plain, stem=dataclasses.replace(spec.stem, stride=s)), lean):
             strides.append(s)
-    for size in _even_sizes(plan.img_size, before, plan):
-        if time.monotonic() > deadline:
-            break
-        if _builds(dataclasses.replace(plain, img_size=size), lean):
-            return WhatFits(strides, size)
-    return WhatFits(strides)
+    return WhatFits(sorted(strides), size)
 
 
 def describe_stem(plan: StemPlan, before: Probe, after: Probe) -> str:

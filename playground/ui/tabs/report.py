@@ -239,7 +239,8 @@ def wire_report(p: SpecPanel, summary: Summary, tabs: ReportTabs) -> Any:
         **PRIVATE)
     tabs.measure.click(user_errors(partial(on_measure, summary, tabs)),
                        [p.yaml, tabs.device, tabs.batch, tabs.dtype, tabs.channels_last, tabs.compile],
-                       [summary.summary, tabs.latency, tabs.latency_plot], **LATENCY_QUEUE, **PRIVATE)
+                       [summary.summary, tabs.latency, tabs.latency_plot], **LATENCY_QUEUE, **PRIVATE,
+                       show_progress_on=tabs.latency)  # one progress bar: the page repaints less while it times
     tabs.estimate.click(user_errors(partial(on_estimate, summary, tabs)),
                         [p.yaml, tabs.memory_batch, tabs.memory_dtype, tabs.optimizer],
                         [summary.summary, tabs.memory, tabs.memory_plot], **ANALYSIS_QUEUE, **PRIVATE)
