@@ -84,6 +84,18 @@ def first_downsampling(probe: Probe) -> str | None:
     return next((p for p in leaves if _shrinks_image(probe.calls[p])), pool)
 
 
+def _unstrided_embedding(probe: Probe) -> str:
+    """Why a backbone without a strided layer has no stride: its patch embedding cuts patches itself and projects
+    them with a Linear layer (NaFlex ViT), or nothing downsamples at all."""
+    for name, m in probe.model.named_modules():
+        size, linear = getattr(m, "patch_size", None), getattr(m, "proj", None)
+        if name in probe.calls and size and isinstance(linear, nn.Linear):
+            p = _pair_first(size)
+            return (f": {name} ({type(m).__name__}) cuts {p}x{p} patches and projects them with a Linear layer of "
+                    f"{linear.in_features} inputs, so its patch size is fixed by its weights")
+    return " (no patch embedding, stem conv or downsampling pool found)"
+
+
 def _conv_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
     span = size + 2 * padding - kernel
     return (-(-span // stride) if ceil else span // stride) + 1
@@ -146,8 +158,7 @@ def plan_stem(probe: Probe, stem: StemSpec) -> StemPlan:
     """The change a stem spec asks of the backbone's first strided conv; a SpecError when it cannot work."""
     path = first_downsampling(probe)
     if path is None:
-        raise SpecError("stem: this backbone has no strided conv or pool to change (no patch embedding, stem conv "
-                        "or downsampling pool found)")
+        raise SpecError("stem: this backbone has no strided conv or pool to change" + _unstrided_embedding(probe))
     conv = probe.model.get_submodule(path)
     if downsampling_geometry(conv) is None:
         raise SpecError(f"stem: the first downsampling layer here is a {type(conv).__name__} ({path}), which has no "

@@ -139,11 +139,8 @@ def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     except Exception as e:  # noqa: BLE001
         res.stitch_error = f"{type(e).__name__}: {first_line(e, 400)}"
 
-    conv = first_downsampling(base.probed())
-    if conv is None:
-        res.stride_refusal = "no strided conv or pool"
-        return res
-    s0 = (downsampling_geometry(base.model.get_submodule(conv)) or (0, 1, 0))[1]  # no stride: the build refuses
+    conv = first_downsampling(base.probed())  # None, or a layer without a stride: the build refuses, saying why
+    s0 = (downsampling_geometry(base.model.get_submodule(conv)) or (0, 1, 0))[1] if conv else 1
     try:
         changed = build({**base_spec, "stem": {"stride": 2 * s0}})
         with torch.inference_mode():

@@ -160,6 +160,12 @@ def test_hybrid_vit_restrides_its_cnn_stem_and_resamples_to_the_token_grid():
         assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
 
 
+def test_a_linear_patch_embedding_has_no_stride_and_says_why():
+    with pytest.raises(pg.SpecError, match=r"no strided conv or pool to change: embeds \(NaFlexEmbeds\) cuts 16x16 "
+                                           r"patches and projects them with a Linear layer of 768 inputs"):
+        pg.build({"backbone": "naflexvit_base_patch16_parfac_gap", "stem": {"stride": 32}})
+
+
 def test_a_stride_that_leaves_odd_maps_names_the_image_size_where_it_works():
     """DLA at 224 px with a stride-4 stem: 224 / 64 leaves 3.5 at the last level, where a tree joins maps of 4
     and 3 positions; 256 px halves evenly down to 4x4."""
