@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -49,9 +50,9 @@ def run(model: str, family: str, timeout: float) -> dict:
 
 
 def refusal_reason(msg: str) -> str:
-    """A short class for a refusal message: its field and first clause."""
-    head = msg.split(";")[0]
-    return head[:90]
+    """A short class for a refusal message: the module that cannot take the grid and why, else its first clause."""
+    m = re.search(r"which (\S+)(?: \([^)]*\))? cannot take: ([^;(]+)", msg)
+    return f"{m.group(1)}: {m.group(2).strip()}" if m else msg.split(";")[0][:110]
 
 
 def summary(rows: list[dict]) -> str:
@@ -74,6 +75,8 @@ def summary(rows: list[dict]) -> str:
              f"| ... refused with another library's text (raw) | {len(raw)} |"]
     reasons = Counter(refusal_reason(r["stride_refusal"]) for r in refused)
     lines += ["", "Stride refusals by reason:", ""] + [f"- {c} x {reason}" for reason, c in reasons.most_common()]
+    fits = [f"`{r['model']}` ({r['stride_fits_at']} px)" for r in refused if r.get("stride_fits_at")]
+    lines += ["", f"Refusals that name an image size where the doubled stride works: {', '.join(fits) or 'none'}"]
     fails = [r for r in rows if r.get("error") or r.get("stitch_error") or (r.get("analysed") and not
              (r.get("params_ok") and r.get("macs_ok") and r.get("activations_ok")))]
     lines += ["", "Not analysed, not stitched or off the table:", ""]
