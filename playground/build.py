@@ -400,14 +400,16 @@ def _builds(spec: Spec, lean: bool) -> bool:
 def _even_sizes(img_size: int, before: Probe, plan: StemPlan) -> list[int]:
     """Image sizes near `img_size` that the new total stride divides (the deepest map's reduction times the stride
     change), nearest first: where every stage halves an even map, as the design assumed (ResNet-D's pooled
-    shortcut, CoAtNet's attention grids, DLA's trees). The deepest map is the smallest a conv makes (always NCHW,
-    also inside token stages: CoaT's position convs), pooled 1x1 maps (SE, a conv head) aside."""
+    shortcut, CoAtNet's attention grids, DLA's trees). The deepest map: the named points' (Hiera's token grids) or
+    the smallest a conv makes (NCHW, also inside token stages: CoaT's position convs), pooled 1x1 maps aside."""
     modules = dict(before.model.named_modules())
-    sides = [c.out.shape[-1] for p, c in before.calls.items() if isinstance(modules.get(p), nn.Conv2d)
-             and isinstance(c.out, torch.Tensor) and c.out.dim() == 4 and c.out.shape[-1] > 1]
-    if not sides:
+    reductions = [p.reduction for p in before.named_points() if p.reduction]
+    reductions += [plan.img_size / c.out.shape[-1] for p, c in before.calls.items()
+                   if isinstance(modules.get(p), nn.Conv2d) and isinstance(c.out, torch.Tensor) and c.out.dim() == 4
+                   and c.out.shape[-1] > 1]
+    if not reductions:
         return []
-    step = round(plan.img_size / min(sides) * plan.after[1] / plan.before[1])
+    step = round(max(reductions) * plan.after[1] / plan.before[1])
     near = {step * (img_size // step), step * -(-img_size // step)} - {0, img_size}
     return sorted((n for n in near if n in IMG_SIZE), key=lambda n: (abs(n - img_size), -n))
 
