@@ -45,6 +45,7 @@ MIN_BLOCKS = 10
 IQR_THRESHOLD = 0.1  # adaptive_autorange's rule: stop once the IQR is within 10% of the median
 MIN_BLOCK_SECONDS = 1e-3  # forward passes per block so that the timer's overhead (~1 us) stays under 0.1%
 REPORT_EVERY = 0.25  # seconds between progress reports while timing: the page's updates cost the cores too
+REPORT_SETTLE = 0.05  # seconds untimed after a report, for the server and a browser on these cores to handle it
 ProgressFn = Callable[[float, str], object]
 T = TypeVar("T")
 
@@ -215,6 +216,7 @@ def _timed_blocks(timer: timeit.Timer, number: int, min_run_time: float, max_run
             reported = spent
             done = max(len(times) / MIN_BLOCKS, spent / min_run_time if min_run_time > 0 else 1.0)
             report(0.1 + 0.9 * min(done, 1.0), "measuring")
+            time.sleep(REPORT_SETTLE)  # the report's way to a page (server, browser) runs before the next block
         if len(times) < MIN_BLOCKS:
             continue
         if spent >= max_run_time or time.monotonic() > hard_stop:
