@@ -103,6 +103,12 @@ def test_gate_keeps_a_loaded_model_identical(tmp_path, cat_photo):
         assert (ungated.model(x) - expected).abs().max() > 1e-3
 
 
+def classifies(built, img_size: int = 224) -> bool:
+    """The built model runs on an image of that size and gives ImageNet's 1000 logits."""
+    with torch.no_grad():
+        return built.model(torch.randn(1, 3, img_size, img_size)).shape == (1, 1000)
+
+
 def stage_sizes(built):
     return [p.shape for p in built.points if p.name.startswith("stage") and ".block" not in p.name]
 
@@ -122,8 +128,7 @@ def test_vit_overlapping_patches_resample_position_embeddings():
     assert built.model.pos_embed.shape[1] == 1 + 27 * 27
     assert built.insertions[0].point.grid == (27, 27) and built.insertions[0].point.num_prefix_tokens == 1
     assert any("position embeddings resampled" in w for w in built.warnings)
-    with torch.no_grad():
-        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    assert classifies(built)
 
 
 def test_swin_stride_that_breaks_windows_is_a_spec_error():
@@ -132,8 +137,7 @@ def test_swin_stride_that_breaks_windows_is_a_spec_error():
         pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 3}})
     built = pg.build({"backbone": "swin_tiny_patch4_window7_224", "stem": {"stride": 8}})
     assert [s[1] for s in stage_sizes(built)] == [28, 14, 7, 4]
-    with torch.no_grad():
-        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    assert classifies(built)
 
 
 def test_equivalent_image_size_makes_exactly_the_new_grid():
@@ -156,8 +160,7 @@ def test_hybrid_vit_restrides_its_cnn_stem_and_resamples_to_the_token_grid():
     assert built.stem.path == "patch_embed.backbone.conv"
     assert built.model.patch_embed.grid_size == (3, 3) and built.model.pos_embed.shape[1] == 1 + 3 * 3
     assert "position embeddings resampled from a 7x7 to a 3x3 patch grid" in " ".join(built.warnings)
-    with torch.no_grad():
-        assert built.model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    assert classifies(built)
 
 
 def test_a_linear_patch_embedding_has_no_stride_and_says_why():
@@ -196,8 +199,7 @@ def test_a_net_that_downsamples_by_pooling_first_changes_that_pool(backbone, pat
     assert s4.stem.path == path and (s4.stem.before.stride, s4.stem.after.stride) == (2, 4)
     assert [a[-1] // 2 for a in stage_sizes(s2)] == [b[-1] for b in stage_sizes(s4)]  # every map halved
     assert any(f"{path} has kernel 2 < stride 4" in w for w in s4.warnings)
-    with torch.no_grad():
-        assert s4.model(torch.randn(1, 3, 128, 128)).shape == (1, 1000)
+    assert classifies(s4, 128)
     with pytest.raises(pg.SpecError, match=rf"a (Max|Avg)Pool2d \({path}\): only its stride can change"):
         pg.build({"backbone": backbone, "img_size": 128, "stem": {"stride": 4, "kernel": 3}})
 
