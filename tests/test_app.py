@@ -233,7 +233,8 @@ def test_analyze_fills_the_report_and_a_failure_marks_it_stale(panels):
 
     bad = on_analyze(panel, summary, tabs, "backbone: resnet18\ninsert:\n  - {at: stage9, module: se}\n", None, 5,
                      progress=None)
-    assert set(bad) == {summary.banner, panel.status}  # the old report stays, marked stale
+    # the old report stays, marked stale; no image size to offer (an unknown point, not a stem stride)
+    assert set(bad) == {summary.banner, summary.fit, summary.fit_size, panel.status} and bad[summary.fit_size] is None
     assert "stale" in bad[summary.banner] and "does not build" in bad[panel.status]
     unparsed = on_analyze(panel, summary, tabs, "backbone: [resnet18", None, 5, progress=None)
     assert "stale" in unparsed[summary.banner] and "not valid YAML" in unparsed[panel.status]

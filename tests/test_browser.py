@@ -212,6 +212,24 @@ def test_a_failed_analyze_marks_the_old_report_stale(fresh):
     expect(fresh.locator("#status-line")).to_contain_text("built")
 
 
+def test_a_refused_stride_offers_the_image_size_where_it_works(fresh):
+    """DLA at 224 px cannot take a stride-4 stem (its last level would be 3.5 pixels wide); the refusal finds that
+    256 px works, and one click sets it (an undoable step) and analyses."""
+    set_yaml(fresh, "backbone: dla46x_c\nstem: {stride: 4}\n")
+    fit = fresh.locator("#use-fitting-size")
+    expect(fit).to_be_hidden()
+    fresh.get_by_role("button", name="Analyze", exact=True).click()
+    expect(fresh.locator("#status-line")).to_contain_text("stride 4 fits at img_size 256", timeout=SLOW)
+    expect(fit).to_have_text("Use img_size 256 and analyze")
+    fit.click()
+    expect(fresh.locator("#summary")).to_contain_text("dla46x_c · 256×256", timeout=SLOW)
+    expect(fresh.locator("#spec-yaml")).to_contain_text("img_size: 256")
+    expect(fresh.locator("#report-state")).to_be_empty()
+    expect(fit).to_be_hidden()
+    fresh.get_by_role("button", name="Undo").click()
+    expect(fresh.locator("#spec-yaml")).not_to_contain_text("img_size")
+
+
 def test_switching_backbone_never_fails_on_the_pretrained_box(fresh):
     expect(fresh.locator("#pretrained input")).to_be_checked()
     backbone = fresh.locator("#backbone input")

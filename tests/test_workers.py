@@ -181,3 +181,18 @@ def test_the_server_holds_no_models(app_server, warm):
     imports no model code of its own (its workers do)."""
     assert server_rss_mb(app_server) - warm < SERVER_RSS_SLACK_MB, (server_rss_mb(app_server), warm)
     assert [len(workers(app_server, lane)) for lane in ("analysis", "latency", "gate")] == [2, 1, 1]
+
+
+def test_a_refusal_crosses_the_process_boundary_with_what_fits():
+    """The worker sends the SpecError itself: a refused stem stride keeps the image size where it works, which the
+    page offers as one click."""
+    from playground.build import StemRefusal
+    from playground.spec import load_spec
+    from playground.workers.pool import WorkerPool
+    pool = WorkerPool(workers=1, lanes=("analysis",))
+    try:
+        with pytest.raises(StemRefusal, match="stride 4 fits at img_size 256") as e:
+            pool.run("analyze", spec=load_spec({"backbone": "dla46x_c", "stem": {"stride": 4}}))
+        assert e.value.fits.img_size == 256 and e.value.fits.strides == [1, 2]
+    finally:
+        pool.close()

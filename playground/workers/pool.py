@@ -272,7 +272,9 @@ class WorkerPool:
         chosen.release(worker)
         if outcome == "ok":
             return value
-        raise SpecError(value) if outcome == "spec_error" else RunError(value)
+        if outcome == "spec_error":
+            raise value if isinstance(value, SpecError) else SpecError(value)
+        raise RunError(value)
 
     def _watch(self, worker: _Worker, job: str, kwargs: dict, progress: Progress) -> tuple[str, Any]:
         """Send the task and watch the worker until it answers, dies or oversteps a budget."""

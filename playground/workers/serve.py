@@ -3,7 +3,7 @@
 
 Started by the pool (`playground.workers.pool`) with one end of a socket pair. It imports torch and the library,
 says ("ready", pid), then runs jobs one at a time: it receives (job name, keyword arguments) and sends
-("progress", fraction, message) while the job runs, then ("ok", result), ("spec_error", line) for the user's
+("progress", fraction, message) while the job runs, then ("ok", result), ("spec_error", the SpecError) for the user's
 mistake or ("error", line) for a bug (its traceback goes to stderr, the server's log). It exits when the server
 closes the socket.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import signal
 import socket
 import traceback
@@ -79,12 +80,22 @@ def main(argv: list[str] | None = None) -> None:
         try:
             conn.send(("ok", JOBS[name](**kwargs, progress=progress)))
         except SpecError as e:
-            conn.send(("spec_error", str(e)))
+            conn.send(("spec_error", _portable(e)))
         except Exception as e:  # a bug: the traceback to the server's log, one line to the user
             traceback.print_exc()
             conn.send(("error", f"internal error ({type(e).__name__}): {first_line(e)}"))
         if args.memory:
             _trim(args.memory)
+
+
+def _portable(e: Exception) -> Exception:
+    """The refusal itself when it pickles (a StemRefusal keeps what fits), else its line."""
+    from ..errors import SpecError
+    try:
+        pickle.dumps(e)
+        return e
+    except Exception:  # noqa: BLE001  an attribute that does not pickle: the message is what matters
+        return SpecError(str(e))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from ..render import (
 from ..runs import ANALYSIS_QUEUE, LATENCY_QUEUE, latency_options, run_analysis
 from ..specs import parse_spec, spec_yaml
 from ..uploads import photo_input
-from .spec import PRIVATE, SpecPanel
+from .spec import PRIVATE, SpecPanel, on_img_size
 
 __all__ = ["Summary", "ReportTabs", "build_summary", "build_report_tabs", "wire_report"]
 
@@ -49,11 +49,23 @@ def _components(part: Any) -> set[Any]:
 @dataclass
 class Summary:
     banner: gr.HTML
+    fit: gr.Button  # under a refused stem change: "Use img_size 256 and analyze", where the refusal found one
+    fit_size: gr.State
     summary: gr.HTML
     warnings: gr.HTML
 
     def show(self, r: Report, seconds: float | None = None) -> dict:
-        return {self.banner: "", self.summary: summary_html(r, seconds), self.warnings: warnings_html(r.warnings)}
+        return {self.banner: "", self.summary: summary_html(r, seconds), self.warnings: warnings_html(r.warnings),
+                **self.offer(None)}
+
+    def failed(self, e: Exception) -> dict:
+        """The old report marked stale, and the fix the refusal offers (a stem stride that fits at another size)."""
+        fits = getattr(e, "fits", None)
+        return {self.banner: stale_html(str(e)), **self.offer(fits.img_size if fits else None)}
+
+    def offer(self, size: int | None) -> dict:
+        return {self.fit: gr.update(visible=size is not None, value=f"Use img_size {size} and analyze"),
+                self.fit_size: size}
 
 
 @dataclass
@@ -118,6 +130,8 @@ class ReportTabs:
 
 def build_summary() -> Summary:
     return Summary(gr.HTML("", elem_id="report-state"),
+                   gr.Button("", visible=False, size="sm", variant="secondary", elem_id="use-fitting-size"),
+                   gr.State(None),
                    gr.HTML('<div class="pg-legend">Analyzing…</div>', elem_id="summary"),
                    gr.HTML("", elem_id="warnings"))
 
@@ -190,14 +204,14 @@ def on_analyze(spec_panel: SpecPanel, summary: Summary, tabs: ReportTabs, text: 
     try:
         spec = parse_spec(text)
     except SpecError as e:  # the status line says so already; the banner marks the report stale
-        return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=str(e))}
+        return summary.failed(e) | {spec_panel.status: status_html(error=str(e))}
     try:
         report = run_analysis(spec, images=[image] if image else None, topk=int(topk or 5),
                               progress=progress_to(progress))
     except SpecError as e:
-        return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=f"does not build: {e}")}
+        return summary.failed(e) | {spec_panel.status: status_html(error=f"does not build: {e}")}
     except RunError as e:  # a worker crashed or overstepped a budget: the spec may be fine
-        return {summary.banner: stale_html(str(e)), spec_panel.status: status_html(error=f"stopped: {e}")}
+        return summary.failed(e) | {spec_panel.status: status_html(error=f"stopped: {e}")}
     return (summary.show(report, time.perf_counter() - start) | tabs.show(report)
             | {spec_panel.status: status_html(spec, built=True), spec_panel.built: spec_yaml(spec)})
 
@@ -233,6 +247,8 @@ def wire_report(p: SpecPanel, summary: Summary, tabs: ReportTabs) -> Any:
     outputs = _components(summary) | tabs.displays | {p.status, p.built}
     inputs = [p.yaml, tabs.image, tabs.topk]
     p.toolbar.analyze.click(analyze, inputs, outputs, **ANALYSIS_QUEUE, **PRIVATE)
+    summary.fit.click(user_errors(partial(on_img_size, p)), [p.history, p.built, summary.fit_size], p.view_outputs,
+                      **PRIVATE).success(analyze, inputs, outputs, **ANALYSIS_QUEUE, **PRIVATE)
     pred_out = [tabs.pred_plot, tabs.pred_md]
     tabs.image.change(lambda: tabs.show_predictions(None), None, pred_out, **PRIVATE).then(
         user_errors(partial(on_photo, tabs)), inputs, pred_out, **ANALYSIS_QUEUE, trigger_mode="always_last",

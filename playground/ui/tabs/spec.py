@@ -44,7 +44,7 @@ from ..specs import (
     untick_unavailable,
 )
 
-__all__ = ["Toolbar", "SpecPanel", "build_toolbar", "build_spec_panel", "wire_spec_panel"]
+__all__ = ["Toolbar", "SpecPanel", "build_toolbar", "build_spec_panel", "wire_spec_panel", "on_img_size"]
 
 PRIVATE = dict(api_visibility="private")
 INSERT_ROWS_HELP = ("`at`: a point or a module-path glob · `module`: `se`, `{serial: [se, eca]}` or "
@@ -206,6 +206,13 @@ def on_yaml(p: SpecPanel, history: History, built: str | None, text: str) -> dic
     before = tolerant(history.current).get("backbone")
     note = pretrained_note(spec) if spec.backbone != before else None
     return view(p, history.commit(text, "yaml"), built, write_yaml=False, note=note)
+
+
+def on_img_size(p: SpecPanel, history: History, built: str | None, size: int) -> dict:
+    """The image size a refusal offered (a stem stride that fits there), set as one undoable step."""
+    data = tolerant(history.current)
+    data["img_size"] = int(size)
+    return view(p, history.commit(spec_yaml(load_spec(data)), "img_size"), built)
 
 
 def on_preset(p: SpecPanel, history: History, built: str | None, name: str | None) -> dict:
