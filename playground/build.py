@@ -24,7 +24,7 @@ from . import backbones
 from .cache import LRU
 from .choices import IMG_SIZE, REMOVE_HEAD_NORM
 from .compute import COMPUTE, shares_cores
-from .errors import SpecError, first_line
+from .errors import SpecError, StemRefusal, WhatFits, first_line
 from .lean import create as lean_create
 from .modules import Gate, LayoutAdapter, Parallel, Serial, catalog, get_entry, se_hidden_width
 from .points import Forward, ForwardError, Point, Probe, probe
@@ -33,7 +33,7 @@ from .spec import Leaf, ModuleSpec, Spec, load_spec, module_count, module_label
 from .stem import StemPlan, apply_stem, has_fixup, plan_stem
 from .stitch import attach
 
-__all__ = ["build", "points", "Built", "Insertion", "base_model", "describe_stem", "StemRefusal", "WhatFits"]
+__all__ = ["build", "points", "Built", "Insertion", "base_model", "describe_stem"]
 
 BASE_CACHE_SIZE = 4
 MAX_STITCHED_MODULES = 256  # catalog modules stitched in all: a glob's matches times each module's size
@@ -330,18 +330,6 @@ def _for_grid(model: nn.Module, info, plan: StemPlan, spec: Spec, source, kwargs
     return (new.eval(), new_info, True) if new is not None else (model, info, False)
 
 
-@dataclass(frozen=True)
-class WhatFits:
-    """What a refused stem change could be instead: the strides that work at this image size, and the nearest image
-    size at which the asked stride works (maps that halve evenly down to the last stage)."""
-    strides: list[int]
-    img_size: int | None = None
-
-    def text(self, stride: int) -> str:
-        text = f"; strides that fit: {', '.join(map(str, self.strides)) or 'none'}"
-        return text + (f"; stride {stride} fits at img_size {self.img_size}" if self.img_size else "")
-
-
 def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: WhatFits | None = None,
                   rebuilt: bool = True, known: str | None = None) -> str:
     """The refusal of a stem change: `known` is what the failure means when torch's text says it
@@ -355,14 +343,6 @@ def _grid_refusal(plan: StemPlan, spec: Spec, what: str, why: str, fits: WhatFit
     text = (f"stem.stride: {plan.after[1]} makes a {g1}x{g1} grid at img_size {plan.img_size} (was {g0}x{g0}), "
             f"which {what} cannot take: {reason}" + (f" ({why})" if why else ""))
     return text + (fits.text(plan.after[1]) if fits is not None else "")
-
-
-class StemRefusal(SpecError):
-    """A stem change this backbone cannot take, with what would fit (`fits`: None when not searched)."""
-
-    def __init__(self, message: str, fits: WhatFits | None = None):
-        super().__init__(message)
-        self.fits = fits
 
 
 def _probe_changed_stem(model: nn.Module, plan: StemPlan, spec: Spec, rebuilt: bool, lean: bool,

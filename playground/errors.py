@@ -4,8 +4,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-__all__ = ["SpecError", "RunError", "close_matches", "first_line", "root_cause", "in_domain_words", "TORCH_SAYINGS",
+__all__ = ["SpecError", "StemRefusal", "WhatFits", "RunError",
+           "close_matches", "first_line", "root_cause", "in_domain_words", "TORCH_SAYINGS",
            "MAX_MESSAGE_CHARS"]
 
 MAX_MESSAGE_CHARS = 600  # a message quoting a huge value keeps its start and its end (what is allowed)
@@ -20,6 +22,27 @@ class SpecError(ValueError):
             cut = len(message) - MAX_MESSAGE_CHARS + 40
             message = f"{message[:360]} … ({cut:,} characters cut) … {message[-(MAX_MESSAGE_CHARS - 400):]}"
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class WhatFits:
+    """What a refused stem change could be instead: the strides that work at this image size, and the nearest image
+    size at which the asked stride works (maps that halve evenly down to the last stage)."""
+    strides: list[int]
+    img_size: int | None = None
+
+    def text(self, stride: int) -> str:
+        text = f"; strides that fit: {', '.join(map(str, self.strides)) or 'none'}"
+        return text + (f"; stride {stride} fits at img_size {self.img_size}" if self.img_size else "")
+
+
+class StemRefusal(SpecError):
+    """A stem change this backbone cannot take, with what would fit (`fits`: None when not searched). Here, not in
+    the builder, so that the web server (which imports no torch) unpickles it from a worker."""
+
+    def __init__(self, message: str, fits: WhatFits | None = None):
+        super().__init__(message)
+        self.fits = fits
 
 
 class RunError(RuntimeError):

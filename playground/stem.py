@@ -261,9 +261,11 @@ def _vit_fixup(model: nn.Module, conv_path: str, grid: tuple[int, int], img_size
     embedding (ViT-R, ViTamin) re-sizes its feature grid."""
     embed = model.patch_embed
     old = tuple(embed.grid_size)
-    if conv_path == "patch_embed.proj":
-        _set_patch_grid(embed, grid, model.get_submodule(conv_path).stride[0])
-    else:  # the stem conv of a hybrid's CNN: the tokens are what that CNN makes of the new stem
+    conv = model.get_submodule(conv_path)
+    if conv is getattr(embed, "proj", None):
+        _set_patch_grid(embed, grid, conv.stride[0])
+    else:  # the stem conv of a hybrid's CNN: the tokens are what that CNN makes of the new stem. Measured here:
+        # timm's HybridEmbed.set_input_size measures the same way, but only when the image size changes
         grid = _token_grid(embed, img_size)
         embed.grid_size, embed.num_patches = grid, grid[0] * grid[1]
         if hasattr(embed, "feature_size"):

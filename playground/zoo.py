@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import SpecError, first_line
+from .errors import SpecError, StemRefusal, first_line
 from .published import REFERENCE, Reference, reference_table  # noqa: F401  (re-exported)
 
 __all__ = ["Reference", "reference_table", "family", "families", "within", "ZooResult", "check"]
@@ -111,7 +111,7 @@ STITCH = [{"at": "stage2", "module": "se"}, {"at": "final", "module": {"serial":
 def check(ref: Reference, fvcore: bool = True) -> ZooResult:
     """Every step of the module docstring for one model; a step that fails is recorded, the next still runs."""
     from .analyze import analyze
-    from .build import StemRefusal, build
+    from .build import build
     from .stem import downsampling_geometry, first_downsampling
     base_spec = {"backbone": ref.model, "img_size": ref.img_size, "reparameterize": True}
     res = ZooResult(ref.model, ref.img_size, ref)

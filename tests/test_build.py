@@ -172,7 +172,7 @@ def test_a_linear_patch_embedding_has_no_stride_and_says_why():
 def test_a_stride_that_leaves_odd_maps_names_the_image_size_where_it_works():
     """DLA at 224 px with a stride-4 stem: 224 / 64 leaves 3.5 at the last level, where a tree joins maps of 4
     and 3 positions; 256 px halves evenly down to 4x4."""
-    from playground.build import StemRefusal
+    from playground.errors import StemRefusal
     with pytest.raises(StemRefusal, match=r"DlaBottleneck \(level5.tree1\) cannot take: it joins two maps of 4 and 3 "
                                           r".*; strides that fit: 1, 2; stride 4 fits at img_size 256$") as e:
         pg.build({"backbone": "dla46x_c", "stem": {"stride": 4}})

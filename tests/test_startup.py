@@ -30,7 +30,10 @@ def test_specs_parse_and_results_unpickle_without_torch():
             "from playground.export import ExportResult, OnnxCheck\n"  # an export's result, from a worker
             "check = OnnxCheck(1e-6, 1e-4, ('chelsea',), 'tabby', True, 20, '1.32.0', ('CPUExecutionProvider',), True)\n"
             "pickle.loads(pickle.dumps(ExportResult(pathlib.Path('m.onnx'), 'onnx', (), check)))\n"
-            "pg.load_spec('backbone: resnet50\\nhead_norm: layernorm')")
+            "pg.load_spec('backbone: resnet50\\nhead_norm: layernorm')\n"
+            "from playground.errors import StemRefusal, WhatFits\n"  # a refused stride, from a worker
+            "e = pickle.loads(pickle.dumps(StemRefusal('stem.stride: 4 ...', WhatFits([1, 2], 256))))\n"
+            "assert e.fits.img_size == 256")
     assert imported_after(code) == set()
 
 

@@ -186,7 +186,7 @@ def test_the_server_holds_no_models(app_server, warm):
 def test_a_refusal_crosses_the_process_boundary_with_what_fits():
     """The worker sends the SpecError itself: a refused stem stride keeps the image size where it works, which the
     page offers as one click."""
-    from playground.build import StemRefusal
+    from playground.errors import StemRefusal
     from playground.spec import load_spec
     from playground.workers.pool import WorkerPool
     pool = WorkerPool(workers=1, lanes=("analysis",))

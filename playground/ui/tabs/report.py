@@ -64,8 +64,8 @@ class Summary:
         return {self.banner: stale_html(str(e)), **self.offer(fits.img_size if fits else None)}
 
     def offer(self, size: int | None) -> dict:
-        return {self.fit: gr.update(visible=size is not None, value=f"Use img_size {size} and analyze"),
-                self.fit_size: size}
+        button = gr.update(visible=True, value=f"Use img_size {size} and analyze") if size else gr.update(visible=False)
+        return {self.fit: button, self.fit_size: size}
 
 
 @dataclass
